@@ -1,0 +1,86 @@
+"""manyhands: make slow loops fast and safe.
+
+    import manyhands as mh
+    results = mh.map(work, items)                    # in input order
+    for result in mh.imap(work, endless_generator):  # lazy, bounded memory
+        ...
+    with mh.Pool(backend="process") as pool:         # warm workers, a concurrent.futures.Executor
+        future = pool.submit(work, item)
+
+The names below are imported on first use (PEP 562), so ``import manyhands`` costs almost
+nothing, and a worker process imports only the modules it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# Not ``typing.TYPE_CHECKING``: importing typing would cost every worker process ~10 ms.
+# Type checkers treat any constant of this name as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ._api import imap, map, starmap
+    from ._errors import (
+        ArgumentTypeError,
+        ArgumentValueError,
+        ManyhandsError,
+        PoolClosedError,
+        RemoteError,
+        RemoteTraceback,
+        SerializationError,
+        WorkerCrashed,
+    )
+    from ._pool import Pool
+    from ._stats import PoolStatistics
+    from ._system import available_cpus
+
+__all__ = [
+    "ArgumentTypeError",
+    "ArgumentValueError",
+    "ManyhandsError",
+    "Pool",
+    "PoolClosedError",
+    "PoolStatistics",
+    "RemoteError",
+    "RemoteTraceback",
+    "SerializationError",
+    "WorkerCrashed",
+    "available_cpus",
+    "imap",
+    "map",
+    "starmap",
+]
+
+__version__ = "0.1.0"
+
+_HOME = {
+    "imap": "_api",
+    "map": "_api",
+    "starmap": "_api",
+    "ArgumentTypeError": "_errors",
+    "ArgumentValueError": "_errors",
+    "ManyhandsError": "_errors",
+    "PoolClosedError": "_errors",
+    "RemoteError": "_errors",
+    "RemoteTraceback": "_errors",
+    "SerializationError": "_errors",
+    "WorkerCrashed": "_errors",
+    "Pool": "_pool",
+    "PoolStatistics": "_stats",
+    "available_cpus": "_system",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'manyhands' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,131 @@
+"""map / imap / starmap: open a backend for one call, run the engine, close the backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._core._engine import known_length
+from ._options import (
+    RunOptions,
+    check_backend,
+    check_fn,
+    check_items,
+    check_positive_int,
+    default_workers,
+    resolve_auto,
+)
+from ._pool import _flatten, collect, run_chunks
+from .backends import create
+
+if TYPE_CHECKING:
+    from ._core._task import Mode
+
+__all__ = ["imap", "map", "starmap"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    /,
+    *,
+    backend: str = "auto",
+    workers: int | None = None,
+    ordered: bool = True,
+    chunksize: int | None = None,
+    progress: bool = False,
+) -> list[R]:
+    """``[fn(item) for item in items]``, in parallel; results in input order.
+
+    ``backend`` is ``"auto"`` (the default), ``"serial"``, ``"thread"`` or ``"process"``;
+    ``workers`` defaults to the CPUs this process may use (processes) or a few more (threads).
+    ``ordered=False`` returns results in completion order. ``chunksize`` fixes how many items
+    travel together (default: measured). ``progress=True`` shows a progress bar.
+
+    The first item that fails raises its own exception, with a note naming the item; the
+    remaining work is cancelled and the workers stopped first.
+    """
+    return collect(_prepare(fn, items, "map", backend, workers, ordered, chunksize, progress))
+
+
+def imap(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    /,
+    *,
+    backend: str = "auto",
+    workers: int | None = None,
+    ordered: bool = True,
+    chunksize: int | None = None,
+    progress: bool = False,
+) -> Iterator[R]:
+    """Lazily yield ``fn(item)`` for each item, with the options of ``map``.
+
+    Items are pulled only as room frees in a bounded window, so an endless generator works
+    and memory stays flat. Closing or dropping the iterator cancels the pending work and
+    stops the workers.
+    """
+    return _flatten(_prepare(fn, items, "map", backend, workers, ordered, chunksize, progress))
+
+
+def starmap(
+    fn: Callable[..., R],
+    items: Iterable[Iterable[Any]],
+    /,
+    *,
+    backend: str = "auto",
+    workers: int | None = None,
+    ordered: bool = True,
+    chunksize: int | None = None,
+    progress: bool = False,
+) -> list[R]:
+    """``[fn(*args) for args in items]``, in parallel, with the options of ``map``."""
+    return collect(_prepare(fn, items, "star", backend, workers, ordered, chunksize, progress))
+
+
+def _prepare(
+    fn: object,
+    items: object,
+    mode: Mode,
+    backend: object,
+    workers: object,
+    ordered: object,
+    chunksize: object,
+    progress: object,
+) -> Iterator[list[Any]]:
+    """Check every argument now, in the caller's frame; start workers only when iterated."""
+    function = check_fn(fn)
+    inputs = check_items(items)
+    kind = check_backend(backend)
+    count = check_positive_int("workers", workers, allow_none=True)
+    options = RunOptions.checked(ordered=ordered, chunksize=chunksize, progress=progress)
+    return _one_call(function, inputs, mode, kind, count, options)
+
+
+def _one_call(
+    fn: Callable[..., Any],
+    items: Iterable[Any],
+    mode: Mode,
+    kind: str,
+    workers: int | None,
+    options: RunOptions,
+) -> Iterator[list[Any]]:
+    if kind == "auto":
+        kind = resolve_auto(fn)
+    count = workers or default_workers(kind)
+    total = known_length(items)
+    if total is not None:
+        count = max(1, min(count, total))  # no idle workers for a short input
+    # Eager: the workers' start-up overlaps the pickling of the function and first items.
+    backend = create(kind, workers=count, initializer=None, initargs=(), eager=True)
+    finished = False
+    try:
+        yield from run_chunks(backend, fn, items, mode, options)
+        finished = True
+    finally:
+        # Done: stop the idle workers. Otherwise (an error, Ctrl-C, the consumer stopped):
+        # drop the queued work and stop the running work where it can be stopped.
+        backend.shutdown(cancel=not finished)

@@ -1,0 +1,1 @@
+"""The engine: scheduling that knows backends only through ``_protocol.Backend``."""

@@ -1,0 +1,22 @@
+"""Listeners: how progress bars, statistics and (later) the journal follow a job."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ._task import ChunkOutcome
+
+__all__ = ["Listener"]
+
+
+class Listener(Protocol):
+    """Told, in the caller's thread, how a job advances. Must be quick and must not raise."""
+
+    def started(self, total: int | None) -> None:
+        """The job begins; ``total`` is the number of items when the input has a length."""
+
+    def advanced(self, outcome: ChunkOutcome) -> None:
+        """A chunk finished (``outcome.ran`` items, ``len(outcome.errors)`` of them failed)."""
+
+    def finished(self) -> None:
+        """The job ended: all results delivered, an error raised, or the consumer stopped."""

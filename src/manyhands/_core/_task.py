@@ -1,0 +1,272 @@
+"""Task records shared by the engine and every backend, and ``run_chunk``, which runs them.
+
+A *job* is one call of the user's function over many items (one ``map``) or one ``submit``.
+The engine cuts a job's items into *chunks* of consecutive items and hands them to a backend;
+the backend runs each chunk with ``run_chunk`` (in the caller's thread, a worker thread, or a
+worker process) and reports a ``ChunkOutcome`` back through ``Chunk.complete``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+# Plain slotted classes rather than dataclasses, and typing only for type checkers: every
+# worker process imports this module, and dataclasses + typing would add ~15 ms to its start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, Literal, TypeAlias
+
+    #: How a chunk's items are passed to the function: ``fn(item)``, ``fn(*item)``, or, for
+    #: ``submit``, ``fn(*args, **kwargs)`` with each item an ``(args, kwargs)`` pair.
+    Mode: TypeAlias = Literal["map", "star", "call"]
+
+__all__ = [
+    "Chunk",
+    "ChunkOutcome",
+    "ItemError",
+    "Job",
+    "failed_outcome",
+    "run_chunk",
+    "str_or_repr",
+]
+
+_job_keys = itertools.count(1)
+
+
+class Job:
+    """What every chunk of one call shares: the function, how to call it, when to stop.
+
+    ``stop_on_error``: stop running a chunk at its first failed item (``errors="raise"``),
+    since the rest of the chunk would be thrown away. ``key`` is unique in this process.
+    """
+
+    __slots__ = ("__weakref__", "fn", "key", "mode", "stop_on_error")
+
+    def __init__(self, fn: Callable[..., Any], mode: Mode, *, stop_on_error: bool = True) -> None:
+        self.fn = fn
+        self.mode = mode
+        self.stop_on_error = stop_on_error
+        self.key = next(_job_keys)
+
+
+class ItemError:
+    """One failed item of a chunk: where it stands in the chunk, what kind, the exception.
+
+    ``kind`` is ``"error"`` (the function raised, or its result could not travel) or
+    ``"crash"`` (the worker process died). ``exception`` is None only when the worker's
+    exception could not be sent back; ``type_name``, ``message`` and ``traceback`` always
+    describe it. ``remote`` is True when the exception was raised in another process: its
+    traceback then lives only in the ``traceback`` text.
+    """
+
+    __slots__ = ("exception", "kind", "message", "offset", "remote", "traceback", "type_name")
+
+    def __init__(
+        self,
+        offset: int,
+        kind: str,
+        exception: BaseException | None,
+        type_name: str = "",
+        message: str = "",
+        traceback: str = "",
+        remote: bool = False,
+    ) -> None:
+        self.offset = offset
+        self.kind = kind
+        self.exception = exception
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+        self.remote = remote
+
+    def __repr__(self) -> str:
+        return f"ItemError({self.offset}, {self.kind!r}, {self.type_name}: {self.message})"
+
+
+class ChunkOutcome:
+    """What running a chunk produced.
+
+    ``results`` holds one entry for each item that ran, in order; a failed item's entry is
+    None and its ``ItemError`` says so. When the chunk stopped at its first error, ``results``
+    is shorter than the chunk. ``busy`` is the wall time spent running the chunk, ``cpu`` the
+    CPU time of the thread that ran it, ``nbytes`` the pickled size of its items where a
+    backend pickles them (else 0).
+    """
+
+    __slots__ = ("busy", "cpu", "errors", "nbytes", "results", "worker")
+
+    def __init__(
+        self,
+        results: list[Any],
+        errors: list[ItemError],
+        busy: float,
+        cpu: float,
+        worker: str,
+        nbytes: int = 0,
+    ) -> None:
+        self.results = results
+        self.errors = errors
+        self.busy = busy
+        self.cpu = cpu
+        self.worker = worker
+        self.nbytes = nbytes
+
+    @property
+    def ran(self) -> int:
+        """How many items ran, failed ones included."""
+        if self.errors:
+            return max(len(self.results), self.errors[-1].offset + 1)
+        return len(self.results)
+
+
+class Chunk:
+    """A run of consecutive items of one job, as the engine hands it to a backend.
+
+    A backend calls ``complete`` exactly once with the outcome, from any thread, unless
+    ``claim()`` returned False (the chunk was cancelled before it started).
+    """
+
+    __slots__ = (
+        "_report",
+        "cancelled",
+        "expected",
+        "items",
+        "job",
+        "on_cancel",
+        "on_claim",
+        "seq",
+        "start",
+    )
+
+    def __init__(
+        self,
+        job: Job,
+        seq: int,
+        start: int,
+        items: list[Any],
+        report: Callable[[Chunk, ChunkOutcome], None],
+        *,
+        expected: float | None = None,
+        on_claim: Callable[[], bool] | None = None,
+        on_cancel: Callable[[], object] | None = None,
+    ) -> None:
+        self.job = job
+        self.seq = seq
+        self.start = start
+        self.items = items
+        self._report = report
+        #: Seconds the chunk is expected to take, from measurements so far (None: unknown).
+        self.expected = expected
+        self.on_claim = on_claim
+        self.on_cancel = on_cancel
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Mark the chunk as not wanted any more; a backend that drops it calls this."""
+        self.cancelled = True
+        if self.on_cancel is not None:
+            self.on_cancel()
+
+    def claim(self) -> bool:
+        """Called by a backend just before it runs the chunk; False means skip it."""
+        if self.cancelled:
+            return False
+        return self.on_claim() if self.on_claim is not None else True
+
+    def complete(self, outcome: ChunkOutcome) -> None:
+        """Hand the outcome to whoever waits for this chunk (the engine or a Future)."""
+        self._report(self, outcome)
+
+
+def run_chunk(
+    fn: Callable[..., Any],
+    mode: Mode,
+    items: Sequence[Any],
+    *,
+    stop_on_error: bool,
+    catch: type[BaseException],
+    worker: str,
+) -> ChunkOutcome:
+    """Run ``fn`` over ``items``: the only place where the user's function is called.
+
+    ``catch`` is ``Exception`` in the caller's thread, where Ctrl-C and ``sys.exit`` must
+    propagate as in a plain loop, and ``BaseException`` in workers, where nothing may escape
+    unreported (a lost report is a hang).
+    """
+    results: list[Any] = []
+    errors: list[ItemError] = []
+    append = results.append
+    started = time.perf_counter()
+    cpu_started = time.thread_time()
+    # One loop per mode keeps the per-item cost to a call and an append.
+    if mode == "map":
+        for item in items:
+            try:
+                append(fn(item))
+            except catch as exc:
+                errors.append(_item_error(len(results), exc))
+                if stop_on_error:
+                    break
+                append(None)
+    elif mode == "star":
+        for item in items:
+            try:
+                append(fn(*item))
+            except catch as exc:
+                errors.append(_item_error(len(results), exc))
+                if stop_on_error:
+                    break
+                append(None)
+    else:
+        for args, kwargs in items:
+            try:
+                append(fn(*args, **kwargs))
+            except catch as exc:
+                errors.append(_item_error(len(results), exc))
+                if stop_on_error:
+                    break
+                append(None)
+    return ChunkOutcome(
+        results=results,
+        errors=errors,
+        busy=time.perf_counter() - started,
+        cpu=time.thread_time() - cpu_started,
+        worker=worker,
+    )
+
+
+def failed_outcome(exc: BaseException, *, worker: str) -> ChunkOutcome:
+    """The outcome of a chunk that could not run at all: its first item carries ``exc``."""
+    return ChunkOutcome(results=[], errors=[_item_error(0, exc)], busy=0.0, cpu=0.0, worker=worker)
+
+
+def _item_error(offset: int, exc: BaseException) -> ItemError:
+    # Drop run_chunk's own frame: the traceback should start in the user's function.
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_next is not None:
+        exc.__traceback__ = tb.tb_next
+    return ItemError(
+        offset=offset,
+        kind="error",
+        exception=exc,
+        type_name=_qualified_name(type(exc)),
+        message=str_or_repr(exc),
+    )
+
+
+def _qualified_name(cls: type) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def str_or_repr(exc: BaseException) -> str:
+    """``str(exc)``, falling back to its repr (or a placeholder) when ``__str__`` fails."""
+    try:
+        return str(exc)
+    except Exception:
+        try:
+            return repr(exc)
+        except Exception:
+            return f"<{type(exc).__qualname__}>"

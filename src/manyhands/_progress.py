@@ -1,0 +1,31 @@
+"""The progress bar: a listener that counts items on a tqdm bar (a widget in notebooks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._core._task import ChunkOutcome
+
+__all__ = ["ProgressBar"]
+
+
+class ProgressBar:
+    def __init__(self, description: str) -> None:
+        self._description = description
+        self._bar: Any = None
+        self._failed = 0
+
+    def started(self, total: int | None) -> None:
+        from tqdm.auto import tqdm  # imported here: a notebook check that costs on import
+
+        self._bar = tqdm(total=total, desc=self._description, unit="item", dynamic_ncols=True)
+
+    def advanced(self, outcome: ChunkOutcome) -> None:
+        if outcome.errors:
+            self._failed += len(outcome.errors)
+            self._bar.set_postfix(failed=self._failed, refresh=False)
+        self._bar.update(outcome.ran)
+
+    def finished(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

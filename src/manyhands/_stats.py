@@ -1,0 +1,78 @@
+"""Pool statistics: a listener that counts items and busy time, and the frozen record it gives."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from ._core._task import ChunkOutcome
+
+__all__ = ["PoolStatistics", "StatisticsRecorder"]
+
+
+@dataclass(frozen=True)
+class PoolStatistics:
+    """A snapshot of what a Pool has done since it was created."""
+
+    #: The backends that ran work, in the order they were first used.
+    backends: tuple[str, ...]
+    #: Items that ran to a result.
+    items_done: int
+    #: Items that failed (raised, or their worker died).
+    items_failed: int
+    #: Seconds each worker spent running items, by worker name.
+    busy: Mapping[str, float]
+    #: Seconds since the Pool was created.
+    elapsed: float
+
+    @property
+    def utilisation(self) -> float:
+        """Busy time over elapsed time, summed over workers (2.0: two workers always busy)."""
+        return sum(self.busy.values()) / self.elapsed if self.elapsed > 0 else 0.0
+
+
+class StatisticsRecorder:
+    """Thread-safe counters; ``record`` is called for every finished chunk."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started = time.perf_counter()
+        self._backends: list[str] = []
+        self._done = 0
+        self._failed = 0
+        self._busy: dict[str, float] = {}
+
+    def used(self, backend: str) -> None:
+        with self._lock:
+            if backend not in self._backends:
+                self._backends.append(backend)
+
+    def record(self, outcome: ChunkOutcome) -> None:
+        failed = len(outcome.errors)
+        with self._lock:
+            self._done += outcome.ran - failed
+            self._failed += failed
+            self._busy[outcome.worker] = self._busy.get(outcome.worker, 0.0) + outcome.busy
+
+    def snapshot(self) -> PoolStatistics:
+        with self._lock:
+            return PoolStatistics(
+                backends=tuple(self._backends),
+                items_done=self._done,
+                items_failed=self._failed,
+                busy=MappingProxyType(dict(self._busy)),
+                elapsed=time.perf_counter() - self._started,
+            )
+
+    # Listener protocol: the engine tells it about every chunk of a map.
+    def started(self, total: int | None) -> None:
+        del total
+
+    def advanced(self, outcome: ChunkOutcome) -> None:
+        self.record(outcome)
+
+    def finished(self) -> None:
+        pass

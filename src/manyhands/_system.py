@@ -1,0 +1,93 @@
+"""Facts about the machine this process runs on: usable CPUs, and whether the GIL is on."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["available_cpus", "cgroup_cpu_limit", "gil_enabled"]
+
+
+def available_cpus() -> int:
+    """The number of CPUs this process may use: affinity mask and cgroup quota included.
+
+    ``os.cpu_count()`` counts the host's CPUs; a container limited to two CPUs on a 64-core
+    host would start 64 workers on it.
+    """
+    count: int | None
+    if hasattr(os, "process_cpu_count"):  # 3.13+: affinity-aware
+        count = os.process_cpu_count()
+    elif hasattr(os, "sched_getaffinity"):
+        count = len(os.sched_getaffinity(0))
+    else:
+        count = os.cpu_count()
+    count = count or 1
+    limit = cgroup_cpu_limit()
+    if limit is not None:
+        count = min(count, max(1, math.ceil(limit)))
+    return max(1, count)
+
+
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"), proc_self: Path = Path("/proc/self")) -> float | None:
+    """The CPU quota of this process's cgroup, in CPUs (e.g. 1.5), or None when unlimited.
+
+    cgroup v2 keeps ``cpu.max`` ("max 100000" or "150000 100000") in the process's own group
+    and its ancestors, each of which may limit it: the smallest wins. cgroup v1 keeps
+    ``cpu.cfs_quota_us`` (-1 for none) and ``cpu.cfs_period_us``.
+    """
+    try:
+        lines = (proc_self / "cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    limits: list[float] = []
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and controllers == "":
+            group = root / path.lstrip("/")
+            while True:
+                limit = _read_cpu_max(group / "cpu.max")
+                if limit is not None:
+                    limits.append(limit)
+                if group == root or root not in group.parents:
+                    break
+                group = group.parent
+        elif "cpu" in controllers.split(","):
+            for base in (root / "cpu,cpuacct", root / "cpu"):
+                limit = _read_cfs(base / path.lstrip("/")) or _read_cfs(base)
+                if limit is not None:
+                    limits.append(limit)
+                    break
+    return min(limits) if limits else None
+
+
+def _read_cpu_max(path: Path) -> float | None:
+    try:
+        quota, _, period = path.read_text().strip().partition(" ")
+    except OSError:
+        return None
+    if quota == "max" or not period:
+        return None
+    try:
+        return int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def _read_cfs(group: Path) -> float | None:
+    try:
+        quota = int((group / "cpu.cfs_quota_us").read_text())
+        period = int((group / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    if quota <= 0 or period <= 0:
+        return None
+    return quota / period
+
+
+def gil_enabled() -> bool:
+    """False on a free-threaded build running with the GIL disabled (3.13t and later)."""
+    check = getattr(sys, "_is_gil_enabled", None)
+    return True if check is None else bool(check())

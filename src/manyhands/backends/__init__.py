@@ -1,0 +1,39 @@
+"""Backends by name, imported only when first used (``import manyhands`` stays cheap)."""
+
+from __future__ import annotations
+
+import importlib
+
+# Worker processes import this package: keep typing off their start-up path.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from .._core._protocol import Backend
+
+__all__ = ["BACKEND_NAMES", "create"]
+
+#: name -> (module, class). "auto" is not a backend: it is a decision that names one of these.
+_REGISTRY: dict[str, tuple[str, str]] = {
+    "serial": ("manyhands.backends.serial", "SerialBackend"),
+    "thread": ("manyhands.backends.thread", "ThreadBackend"),
+    "process": ("manyhands.backends.process", "ProcessBackend"),
+}
+
+BACKEND_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def create(
+    name: str,
+    *,
+    workers: int,
+    initializer: Callable[..., object] | None,
+    initargs: tuple[Any, ...],
+    eager: bool,
+) -> Backend:
+    """Start the backend called ``name``; ``eager`` starts every worker now, else on demand."""
+    module_name, class_name = _REGISTRY[name]
+    cls = getattr(importlib.import_module(module_name), class_name)
+    backend: Backend = cls(workers=workers, initializer=initializer, initargs=initargs, eager=eager)
+    return backend

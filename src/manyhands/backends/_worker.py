@@ -1,0 +1,259 @@
+"""The worker process: receives chunks over a socket, runs them, sends the outcomes back.
+
+Started by ``process.py`` as a fresh interpreter (``python -c BOOTSTRAP``), never forked from
+the caller, so it cannot inherit a lock that another thread of the caller held. It does not
+import the caller's ``__main__`` either: functions defined there travel by value (cloudpickle).
+
+Two threads:
+
+* the *receiver* reads messages into an in-process queue as soon as they arrive, so the
+  parent's sends never wait on a worker busy computing, and exits the process at once when
+  the socket closes: a worker never outlives its parent's end of the connection;
+* the *main* thread takes messages from that queue, runs chunks with ``run_chunk`` and sends
+  the outcomes.
+
+Wire format: every message is a pickle; a ``run`` message is followed by a second message, the
+pickled items, and a ``done`` message by the pickled results, so that a failure to unpickle one
+can be blamed precisely. Errors travel as ``WireError`` tuples with the exception pickled on
+its own (it may not unpickle on the other side; its type name, message and traceback text
+always arrive).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import signal
+import socket
+import sys
+import threading
+
+from .._core._task import ChunkOutcome, ItemError, run_chunk
+from .._errors import SerializationError
+from ._wire import receive, send
+
+# typing, collections and traceback stay out of the start-up path of every worker.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeAlias
+
+    #: (offset, kind, type_name, message, traceback text, pickled exception or None)
+    WireError: TypeAlias = tuple[int, str, str, str, str, bytes | None]
+
+#: How many functions a worker keeps unpickled; the parent mirrors this cache exactly.
+FUNCTION_CACHE_SIZE = 32
+
+#: Exit status of a worker whose initializer raised.
+EXIT_INITIALIZER_FAILED = 3
+
+BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from manyhands.backends._worker import main; main()"
+)
+
+
+def dumps(obj: Any) -> bytes:
+    """Pickle with the fast C pickler; fall back to cloudpickle for what it cannot name.
+
+    In a worker, everything plain pickle can pickle by reference is importable here and so in
+    the parent too (both share ``sys.path``); what it cannot (classes and functions that came
+    by value from the parent's ``__main__``) cloudpickle sends by value.
+    """
+    try:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        import cloudpickle
+
+        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def wire_error(error: ItemError) -> WireError:
+    """An ``ItemError`` in a form that always pickles."""
+    exc = error.exception
+    text = error.traceback
+    payload: bytes | None = None
+    if exc is not None:
+        if not text:
+            import traceback
+
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        try:
+            payload = dumps(exc)
+        except Exception:
+            payload = None
+    return (error.offset, error.kind, error.type_name, error.message, text, payload)
+
+
+def read_error(wire: WireError) -> ItemError:
+    """Rebuild an ``ItemError`` in the parent; an exception that will not unpickle is None."""
+    offset, kind, type_name, message, text, payload = wire
+    exc: BaseException | None = None
+    if payload is not None:
+        try:
+            loaded = pickle.loads(payload)
+        except Exception:
+            loaded = None
+        exc = loaded if isinstance(loaded, BaseException) else None
+    return ItemError(offset, kind, exc, type_name, message, text, remote=True)
+
+
+def _error_for(exc: BaseException, offset: int) -> ItemError:
+    return ItemError(offset, "error", exc, type(exc).__qualname__, str(exc))
+
+
+def encode_outcome(outcome: ChunkOutcome) -> tuple[bytes, bytes]:
+    """The ``done`` message body parts: (results, errors and timings)."""
+    results = outcome.results
+    errors = list(outcome.errors)
+    try:
+        body = dumps(results)
+    except Exception:
+        # Find the results that cannot travel and fail those items alone.
+        results = list(results)
+        for offset, result in enumerate(results):
+            try:
+                dumps(result)
+            except Exception as exc:
+                results[offset] = None
+                problem = SerializationError(
+                    f"the result of this item, {_short_type(result)}, cannot be pickled to "
+                    f"send it back from the worker process: {exc}. Return plain data (numbers, "
+                    "strings, lists, dicts, dataclasses) or use backend='thread'",
+                    what="result",
+                )
+                errors.append(_error_for(problem, offset))
+        errors.sort(key=lambda error: error.offset)
+        body = dumps(results)
+    meta = dumps(([wire_error(error) for error in errors], outcome.busy, outcome.cpu))
+    return body, meta
+
+
+def _short_type(value: object) -> str:
+    cls = type(value)
+    return f"a {cls.__module__}.{cls.__qualname__} object"
+
+
+def main() -> None:
+    """Entry point of a worker process (see ``BOOTSTRAP``)."""
+    header = pickle.load(sys.stdin.buffer)
+    _detach_stdin()
+    # Ctrl-C in a terminal reaches the whole process group; the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.path[:] = header["sys_path"]
+    sock = _connect(header)
+    name: str = header["name"]
+    inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+    threading.Thread(
+        target=_receive, args=(sock, inbox), name="manyhands-receiver", daemon=True
+    ).start()
+    _serve(sock, inbox, name)
+    _exit(0)
+
+
+def _connect(header: dict[str, Any]) -> socket.socket:
+    if "share" in header:  # Windows: the parent shared its socket with this pid
+        return socket.fromshare(header["share"])
+    return socket.socket(fileno=header["fd"])
+
+
+def _detach_stdin() -> None:
+    # The header came on stdin; user code that reads stdin in a worker should see EOF,
+    # not the parent's terminal.
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+
+
+def _receive(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]]) -> None:
+    try:
+        while True:
+            message = pickle.loads(receive(sock))
+            if message[0] == "run":
+                message = (*message, receive(sock))
+            inbox.put(message)
+    except (EOFError, OSError):
+        # The parent closed its end: it is gone, or it killed this worker's work. Either
+        # way nobody will read what this process would compute.
+        _exit(0)
+
+
+def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name: str) -> None:
+    _, init_payload = inbox.get()
+    if init_payload is not None:
+        try:
+            initializer, initargs = pickle.loads(init_payload)
+            initializer(*initargs)
+        except BaseException as exc:
+            tb = exc.__traceback__
+            exc.__traceback__ = tb.tb_next if tb is not None else None
+            send(sock, dumps(("init_failed", wire_error(_error_for(exc, 0)))))
+            _exit(EXIT_INITIALIZER_FAILED)
+    functions: dict[int, Callable[..., Any]] = {}
+    while True:
+        message = inbox.get()
+        if message[0] == "stop":
+            return
+        _, ticket, fn_key, fn_payload, mode, stop_on_error, body = message
+        try:
+            fn = _function(functions, fn_key, fn_payload)
+            items = _items(body)
+        except SerializationError as exc:
+            outcome = ChunkOutcome([], [_error_for(exc, 0)], 0.0, 0.0, name)
+        else:
+            outcome = run_chunk(
+                fn, mode, items, stop_on_error=stop_on_error, catch=BaseException, worker=name
+            )
+        results, meta = encode_outcome(outcome)
+        send(sock, dumps(("done", ticket)))
+        send(sock, meta)
+        send(sock, results)
+
+
+def _function(
+    cache: dict[int, Callable[..., Any]], key: int, payload: bytes | None
+) -> Callable[..., Any]:
+    # ``cache`` is kept in least-recently-used order (dicts keep insertion order), exactly as
+    # the parent's mirror of it.
+    if payload is None:
+        fn = cache.pop(key)
+        cache[key] = fn
+        return fn
+    try:
+        fn: Callable[..., Any] = pickle.loads(payload)
+    except Exception as exc:
+        raise SerializationError(
+            f"the function could not be unpickled in the worker process: "
+            f"{type(exc).__name__}: {exc}. A function pickled by reference must be importable "
+            "in the worker: define it in a module on sys.path, or in __main__",
+            what="function",
+        ) from exc
+    cache[key] = fn
+    if len(cache) > FUNCTION_CACHE_SIZE:
+        del cache[next(iter(cache))]
+    return fn
+
+
+def _items(body: bytes | bytearray) -> list[Any]:
+    try:
+        items: list[Any] = pickle.loads(body)
+    except Exception as exc:
+        raise SerializationError(
+            f"the items could not be unpickled in the worker process: "
+            f"{type(exc).__name__}: {exc}. Their classes must be importable in the worker: "
+            "define them in a module on sys.path, or in __main__",
+            what="item",
+        ) from exc
+    return items
+
+
+def _exit(code: int) -> None:
+    # os._exit skips interpreter teardown (fast, and no atexit handler of the user's code can
+    # hang the exit); flush what the user's function printed first.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)

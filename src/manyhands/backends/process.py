@@ -1,0 +1,439 @@
+"""The process backend: chunks run in worker processes, one interpreter each.
+
+    engine thread                      reader thread                     worker process
+    -------------                      -------------                     --------------
+    submit(chunk)
+      pickle fn (once per job)
+      pickle items ──> pending deque
+      _dispatch: to an idle worker,    wait() on every worker socket
+      or spawn one (up to workers) ─────────── run + items ─────────> receiver thread -> inbox
+                                                                      main: run_chunk(fn, items)
+                                       <──────── done + results ────── send outcome
+                                       _dispatch the next chunk
+                                       unpickle results
+                                       chunk.complete(outcome) ──> engine inbox
+                                       EOF on a socket: the worker
+                                       died; its chunks fail as
+                                       WorkerCrashed
+
+Actors:
+
+* The *engine thread* (the caller of map/submit) pickles the function and the items, so an
+  unpicklable one fails at once in the caller with a ``SerializationError`` naming it.
+* The *reader thread* owns receiving: one selector over all worker sockets and a wake-up
+  socket. It hands each worker its next chunk as soon as one finishes.
+* Each *worker* (``_worker.py``) is a fresh interpreter started with ``subprocess``: no fork,
+  so no lock held by another thread of the caller is inherited, and the behaviour is the same
+  on Linux, macOS and Windows. It does not re-import the caller's ``__main__``; functions
+  and classes from there travel by value with cloudpickle.
+
+A worker holds at most one chunk, or two when chunks are short (then the second hides the round
+trip); idle workers are preferred, then new workers, up to ``workers``. All dispatch state is
+guarded by one lock; sends happen under it, which is safe because every worker drains its socket
+into a queue at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import pickle
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+
+from .._core._protocol import Capabilities
+from .._core._task import Chunk, ChunkOutcome, ItemError, Job
+from .._errors import (
+    PoolClosedError,
+    SerializationError,
+    WorkerCrashed,
+    add_note,
+    short_repr,
+)
+from . import _worker
+from ._wire import receive, send
+
+__all__ = ["ProcessBackend"]
+
+#: A chunk expected to run shorter than this is worth queueing behind another at a worker.
+_PREFETCH_BELOW = 0.05
+#: Seconds a worker gets to exit after being told to stop, before it is killed.
+_EXIT_GRACE = 5.0
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class _Worker:
+    __slots__ = ("functions", "name", "outstanding", "proc", "sock")
+
+    def __init__(self, proc: subprocess.Popen[bytes], sock: socket.socket, name: str) -> None:
+        self.proc = proc
+        self.sock = sock
+        self.name = name
+        #: ticket -> (chunk, pickled size of its items), in the order they were sent.
+        self.outstanding: dict[int, tuple[Chunk, int]] = {}
+        #: Job keys whose function this worker holds: mirrors the worker's own cache.
+        self.functions: OrderedDict[int, None] = OrderedDict()
+
+
+class ProcessBackend:
+    name = "process"
+    capabilities = Capabilities(synchronous=False, pickles=True, chunk_target=0.02)
+
+    def __init__(
+        self,
+        *,
+        workers: int,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        eager: bool = False,
+    ) -> None:
+        self._max_workers = workers
+        self._init_payload: bytes | None = None
+        if initializer is not None:
+            self._init_payload = _pickle_function(
+                (initializer, initargs), initializer, what="initializer"
+            )
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        #: (ticket, chunk, pickled function, pickled items) not yet sent to a worker.
+        self._pending: deque[tuple[int, Chunk, bytes, bytes]] = deque()
+        self._workers: dict[socket.socket, _Worker] = {}
+        self._spawned = itertools.count(1)
+        self._tickets = itertools.count()
+        self._payloads: OrderedDict[int, bytes] = OrderedDict()
+        self._broken: ItemError | None = None
+        self._closing = False
+        self._killing = False
+        self._wake_recv, self._wake_send = socket.socketpair()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_recv, selectors.EVENT_READ)
+        self._reader = threading.Thread(
+            target=self._read_loop, name="manyhands-process-reader", daemon=True
+        )
+        self._reader.start()
+        if eager:
+            with self._lock:
+                while len(self._workers) < self._max_workers:
+                    self._spawn_locked()
+
+    @property
+    def workers(self) -> int:
+        return self._max_workers
+
+    def worker_pids(self) -> list[int]:
+        """The pids of the live worker processes (for supervision and tests)."""
+        with self._lock:
+            return [worker.proc.pid for worker in self._workers.values()]
+
+    # -- engine side -------------------------------------------------------------------
+
+    def submit(self, chunk: Chunk) -> None:
+        fn_payload = self._function_payload(chunk.job)
+        body = _pickle_items(chunk)
+        with self._lock:
+            if self._closing:
+                raise PoolClosedError("cannot submit work: this process pool has been shut down")
+            broken = self._broken
+            if broken is None:
+                self._pending.append((next(self._tickets), chunk, fn_payload, body))
+                self._dispatch_locked()
+                return
+        chunk.complete(ChunkOutcome([], [broken], 0.0, 0.0, "process"))
+
+    def _function_payload(self, job: Job) -> bytes:
+        with self._lock:
+            payload = self._payloads.get(job.key)
+            if payload is not None:
+                self._payloads.move_to_end(job.key)
+                return payload
+        payload = _pickle_function(job.fn, job.fn, what="function")
+        with self._lock:
+            self._payloads[job.key] = payload
+            if len(self._payloads) > _worker.FUNCTION_CACHE_SIZE * 2:
+                self._payloads.popitem(last=False)
+        return payload
+
+    def _dispatch_locked(self) -> None:
+        while self._pending:
+            ticket, chunk, fn_payload, body = self._pending[0]
+            worker = self._choose_worker_locked(chunk)
+            if worker is None:
+                return
+            self._pending.popleft()
+            if not chunk.claim():
+                continue
+            self._send_locked(worker, ticket, chunk, fn_payload, body)
+
+    def _choose_worker_locked(self, chunk: Chunk) -> _Worker | None:
+        least: _Worker | None = None
+        for worker in self._workers.values():
+            if least is None or len(worker.outstanding) < len(least.outstanding):
+                least = worker
+        if least is not None and not least.outstanding:
+            return least
+        if len(self._workers) < self._max_workers:
+            return self._spawn_locked()
+        short = chunk.expected is not None and chunk.expected < _PREFETCH_BELOW
+        if least is not None and short and len(least.outstanding) < 2:
+            return least
+        return None
+
+    def _send_locked(
+        self, worker: _Worker, ticket: int, chunk: Chunk, fn_payload: bytes, body: bytes
+    ) -> None:
+        key = chunk.job.key
+        send_fn: bytes | None = None
+        if key in worker.functions:
+            worker.functions.move_to_end(key)
+        else:
+            send_fn = fn_payload
+            worker.functions[key] = None
+            if len(worker.functions) > _worker.FUNCTION_CACHE_SIZE:
+                worker.functions.popitem(last=False)
+        worker.outstanding[ticket] = (chunk, len(body))
+        header = ("run", ticket, key, send_fn, chunk.job.mode, chunk.job.stop_on_error)
+        # A failed send means the worker died; the reader sees its EOF and reports the crash.
+        with contextlib.suppress(OSError):
+            send(worker.sock, pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL))
+            send(worker.sock, body)
+
+    def _spawn_locked(self) -> _Worker:
+        name = f"process-{next(self._spawned)}"
+        ours, theirs = socket.socketpair()
+        header: dict[str, Any] = {"sys_path": list(sys.path), "name": name}
+        command = [sys.executable, "-c", _worker.BOOTSTRAP, _PACKAGE_PARENT]
+        if sys.platform == "win32":
+            proc = subprocess.Popen(command, stdin=subprocess.PIPE)
+            header["share"] = theirs.share(proc.pid)
+        else:
+            # A session of its own: a Ctrl-C typed in the terminal reaches only the caller,
+            # which then stops the workers itself (promptly, and in a known order).
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+            )
+            header["fd"] = theirs.fileno()
+        theirs.close()
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError):
+            proc.stdin.write(pickle.dumps(header))
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        worker = _Worker(proc, ours, name)
+        with contextlib.suppress(OSError):
+            send(ours, pickle.dumps(("init", self._init_payload)))
+        self._workers[ours] = worker
+        self._selector.register(ours, selectors.EVENT_READ)
+        self._wake()  # a select()-based selector sees new sockets only on its next call
+        return worker
+
+    # -- reader thread -----------------------------------------------------------------
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_send.send(b"\0")
+
+    def _read_loop(self) -> None:
+        while True:
+            with self._lock:
+                if self._closing and not self._workers:
+                    return
+            for key, _ in self._selector.select():
+                if key.fileobj is self._wake_recv:
+                    self._wake_recv.recv(4096)
+                else:
+                    assert isinstance(key.fileobj, socket.socket)
+                    self._receive(key.fileobj)
+
+    def _receive(self, sock: socket.socket) -> None:
+        with self._lock:
+            worker = self._workers.get(sock)
+        if worker is None:
+            return
+        try:
+            message = pickle.loads(receive(sock))
+            if message[0] == "init_failed":
+                self._initializer_failed(worker, message[1])
+                return
+            ticket = message[1]
+            meta = receive(sock)
+            body = receive(sock)
+        except (EOFError, OSError):
+            self._worker_gone(worker)
+            return
+        with self._lock:
+            chunk, nbytes = worker.outstanding.pop(ticket)
+            self._dispatch_locked()
+            if not self._pending:
+                self._idle.notify_all()
+        wire_errors, busy, cpu = pickle.loads(meta)
+        errors = [_worker.read_error(wire) for wire in wire_errors]
+        try:
+            results = pickle.loads(body)
+        except Exception as exc:
+            results = [None] * len(chunk.items)
+            errors = [_unpicklable_results(exc)]
+        chunk.complete(ChunkOutcome(results, errors, busy, cpu, worker.name, nbytes))
+
+    def _initializer_failed(self, worker: _Worker, wire: _worker.WireError) -> None:
+        error = _worker.read_error(wire)
+        if error.exception is not None:
+            add_note(error.exception, f"manyhands: raised by the initializer in {worker.name}")
+        with self._lock:
+            self._broken = error
+            failed = [chunk for chunk, _ in worker.outstanding.values()]
+            failed += [chunk for _, chunk, _, _ in self._pending]
+            worker.outstanding.clear()
+            self._pending.clear()
+            self._idle.notify_all()
+        for chunk in failed:
+            chunk.complete(ChunkOutcome([], [error], 0.0, 0.0, worker.name))
+
+    def _worker_gone(self, worker: _Worker) -> None:
+        with self._lock:
+            self._workers.pop(worker.sock, None)
+            lost = [chunk for chunk, _ in worker.outstanding.values()]
+            worker.outstanding.clear()
+            killed = self._killing
+        self._selector.unregister(worker.sock)
+        worker.sock.close()
+        returncode = _reap(worker.proc, grace=_EXIT_GRACE)
+        for chunk in lost:
+            if killed:
+                chunk.cancel()
+            else:
+                chunk.complete(_crash_outcome(worker, returncode, chunk))
+        with self._lock:
+            if not self._closing and self._broken is None:
+                self._dispatch_locked()
+            self._idle.notify_all()
+
+    # -- shutdown ----------------------------------------------------------------------
+
+    def shutdown(self, *, cancel: bool) -> None:
+        with self._lock:
+            if self._closing:
+                return
+            if cancel:
+                dropped = [chunk for _, chunk, _, _ in self._pending]
+                self._pending.clear()
+            else:
+                dropped = []
+                while self._pending and self._workers:
+                    self._idle.wait()
+            self._closing = True
+            self._killing = cancel
+            workers = list(self._workers.values())
+        for chunk in dropped:
+            chunk.cancel()
+        for worker in workers:
+            if cancel:
+                with contextlib.suppress(OSError):
+                    worker.proc.kill()
+            else:
+                with contextlib.suppress(OSError):
+                    send(worker.sock, pickle.dumps(("stop",)))
+        for worker in workers:
+            # A stopped worker first finishes the chunks it holds: no time limit then.
+            _reap(worker.proc, grace=_EXIT_GRACE if cancel else None)
+        self._wake()
+        self._reader.join()
+        self._selector.close()
+        self._wake_recv.close()
+        self._wake_send.close()
+
+
+def _pickle_function(obj: object, fn: object, *, what: str) -> bytes:
+    import cloudpickle  # here, so that it loads while the first workers start
+
+    try:
+        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise SerializationError(
+            f"the {what} {short_repr(fn)} cannot be pickled to send it to worker processes: "
+            f"{type(exc).__name__}: {exc}. It probably holds (or its closure or globals hold) "
+            "a lock, an open file, a connection or a generator: create such objects inside the "
+            "function or in initializer=, or use backend='thread'",
+            what=what,
+        ) from exc
+
+
+def _pickle_items(chunk: Chunk) -> bytes:
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(chunk.items, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        pass
+    for offset, item in enumerate(chunk.items):
+        try:
+            cloudpickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            index = chunk.start + offset
+            raise SerializationError(
+                f"item {index} ({short_repr(item)}) cannot be pickled to send it to a worker "
+                f"process: {type(exc).__name__}: {exc}. Pass plain data (or objects that can "
+                "be rebuilt in a worker), or use backend='thread'",
+                what="item",
+                index=index,
+            ) from exc
+    raise SerializationError("the items of a chunk cannot be pickled", what="item")
+
+
+def _unpicklable_results(exc: Exception) -> ItemError:
+    problem = SerializationError(
+        f"the results came back from the worker process but cannot be unpickled here: "
+        f"{type(exc).__name__}: {exc}. Their classes must be importable in this process",
+        what="result",
+    )
+    return ItemError(0, "error", problem, "SerializationError", str(problem))
+
+
+def _reap(proc: subprocess.Popen[bytes], *, grace: float | None) -> int:
+    """Wait for a worker to exit; kill it when it takes longer than ``grace`` seconds."""
+    try:
+        return proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def _crash_outcome(worker: _Worker, returncode: int, chunk: Chunk) -> ChunkOutcome:
+    first, last = chunk.start, chunk.start + len(chunk.items) - 1
+    where = f"item {first}" if first == last else f"items {first}-{last}"
+    signum = -returncode if returncode < 0 else None
+    if signum is not None:
+        how = f"was killed by {_signal_name(signum)}"
+        hint = (
+            "; SIGKILL usually means the operating system ran out of memory and killed it: "
+            "lower workers= or the memory each item needs"
+            if signum == getattr(signal, "SIGKILL", None)
+            else ""
+        )
+    else:
+        how = f"exited with code {returncode}"
+        hint = "; the function (or C code it calls) ended the process, e.g. with os._exit"
+    crashed = WorkerCrashed(
+        f"worker process {worker.proc.pid} ({worker.name}) {how} while running {where}{hint}",
+        exitcode=None if signum is not None else returncode,
+        signal=signum,
+    )
+    error = ItemError(0, "crash", crashed, "WorkerCrashed", str(crashed))
+    return ChunkOutcome([], [error], 0.0, 0.0, worker.name)
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return f"{signal.Signals(signum).name} (signal {signum})"
+    except ValueError:
+        return f"signal {signum}"

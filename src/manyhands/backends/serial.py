@@ -1,0 +1,54 @@
+"""The serial backend: every chunk runs in the caller's thread, inside ``submit``.
+
+Reference semantics and debugging: breakpoints, profilers and ``print`` behave as in a loop,
+and Ctrl-C or ``sys.exit`` inside the function propagate as they would from a loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .._core._protocol import Capabilities
+from .._core._task import Chunk, run_chunk
+
+__all__ = ["SerialBackend"]
+
+
+class SerialBackend:
+    name = "serial"
+    capabilities = Capabilities(synchronous=True, pickles=False, chunk_target=0.01)
+
+    def __init__(
+        self,
+        *,
+        workers: int,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        eager: bool = False,
+    ) -> None:
+        del workers, eager  # one worker: the caller's thread
+        if initializer is not None:
+            initializer(*initargs)
+
+    @property
+    def workers(self) -> int:
+        return 1
+
+    def submit(self, chunk: Chunk) -> None:
+        if not chunk.claim():
+            return
+        job = chunk.job
+        chunk.complete(
+            run_chunk(
+                job.fn,
+                job.mode,
+                chunk.items,
+                stop_on_error=job.stop_on_error,
+                catch=Exception,
+                worker="serial",
+            )
+        )
+
+    def shutdown(self, *, cancel: bool) -> None:
+        del cancel
