@@ -139,6 +139,15 @@ def short_repr(value: object) -> str:
         return f"<{type(value).__qualname__} whose repr raised {type(exc).__name__}>"
 
 
+def callable_name(fn: object) -> str:
+    """``module.qualname`` of a function, method or class; a short repr of anything else."""
+    qualname = getattr(fn, "__qualname__", None)
+    if isinstance(qualname, str):
+        module = getattr(fn, "__module__", None)
+        return f"{module}.{qualname}" if isinstance(module, str) else qualname
+    return short_repr(fn)
+
+
 def add_note(exc: BaseException, note: str) -> None:
     """``exc.add_note(note)`` on 3.11+; on 3.10 the note is kept in ``__notes__`` all the same."""
     adder = getattr(exc, "add_note", None)

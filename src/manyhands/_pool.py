@@ -233,7 +233,7 @@ def run_chunks(
     """One map over ``backend``, a list of results at a time, with the options applied."""
     listening = list(listeners)
     if options.progress:
-        listening.append(ProgressBar(_describe(fn)))
+        listening.append(ProgressBar(str(getattr(fn, "__name__", type(fn).__name__))))
     return execute(
         backend,
         Job(fn, mode),
@@ -263,8 +263,6 @@ def _flatten(chunks: Iterator[list[Any]]) -> Iterator[Any]:
             close()
 
 
-def _describe(fn: Callable[..., Any]) -> str:
-    return str(getattr(fn, "__qualname__", None) or type(fn).__qualname__)
 
 
 def _abandon(future: Future[Any]) -> None:

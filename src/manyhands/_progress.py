@@ -18,7 +18,12 @@ class ProgressBar:
     def started(self, total: int | None) -> None:
         from tqdm.auto import tqdm  # imported here: a notebook check that costs on import
 
-        self._bar = tqdm(total=total, desc=self._description, unit="item", dynamic_ncols=True)
+        class Bar(tqdm):  # type: ignore[misc, type-arg]
+            # tqdm's monitor thread outlives every bar (it is process-wide); the bar is
+            # updated once per chunk, which is all the refreshing it needs.
+            monitor_interval = 0
+
+        self._bar = Bar(total=total, desc=self._description, unit="item", dynamic_ncols=True)
 
     def advanced(self, outcome: ChunkOutcome) -> None:
         if outcome.errors:

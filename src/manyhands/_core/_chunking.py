@@ -67,8 +67,9 @@ class Chunker:
         if per_item is None:
             size = 1
         else:
+            # min() before int(): a tiny measured time (even a subnormal float) gives inf.
             ideal = self._target / per_item if per_item > 0 else float(self._max_items)
-            size = min(max(1, int(ideal)), max(1, 2 * self._last), self._max_items)
+            size = min(max(1, int(min(ideal, self._max_items))), max(1, 2 * self._last))
             if self._bytes_per_item > 0:
                 size = min(size, max(1, int(self._max_bytes / self._bytes_per_item)))
         if remaining is not None:

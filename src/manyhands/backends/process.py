@@ -56,6 +56,7 @@ from .._errors import (
     SerializationError,
     WorkerCrashed,
     add_note,
+    callable_name,
     short_repr,
 )
 from . import _worker
@@ -360,7 +361,7 @@ def _pickle_function(obj: object, fn: object, *, what: str) -> bytes:
         return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         raise SerializationError(
-            f"the {what} {short_repr(fn)} cannot be pickled to send it to worker processes: "
+            f"the {what} {callable_name(fn)} cannot be pickled to send it to worker processes: "
             f"{type(exc).__name__}: {exc}. It probably holds (or its closure or globals hold) "
             "a lock, an open file, a connection or a generator: create such objects inside the "
             "function or in initializer=, or use backend='thread'",

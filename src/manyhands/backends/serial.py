@@ -11,6 +11,7 @@ from typing import Any
 
 from .._core._protocol import Capabilities
 from .._core._task import Chunk, run_chunk
+from .._errors import add_note
 
 __all__ = ["SerialBackend"]
 
@@ -29,7 +30,11 @@ class SerialBackend:
     ) -> None:
         del workers, eager  # one worker: the caller's thread
         if initializer is not None:
-            initializer(*initargs)
+            try:
+                initializer(*initargs)
+            except Exception as exc:
+                add_note(exc, "manyhands: raised by the initializer (serial backend)")
+                raise
 
     @property
     def workers(self) -> int:

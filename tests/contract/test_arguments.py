@@ -1,0 +1,95 @@
+"""Bad arguments: the error names the parameter and the value, and says what is accepted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import workloads
+
+import manyhands as mh
+
+CASES: list[tuple[dict[str, Any], type[Exception], list[str]]] = [
+    ({"workers": 0}, mh.ArgumentValueError, ["workers", "0", ">= 1"]),
+    ({"workers": -3}, mh.ArgumentValueError, ["workers", "-3"]),
+    ({"workers": "4"}, mh.ArgumentTypeError, ["workers", "'4'", "whole number"]),
+    ({"workers": True}, mh.ArgumentTypeError, ["workers", "True"]),
+    ({"workers": 2.5}, mh.ArgumentTypeError, ["workers", "2.5"]),
+    ({"chunksize": 0}, mh.ArgumentValueError, ["chunksize", "0", "None"]),
+    ({"chunksize": -1}, mh.ArgumentValueError, ["chunksize", "-1"]),
+    ({"chunksize": 1.5}, mh.ArgumentTypeError, ["chunksize", "1.5"]),
+    ({"backend": "gpu"}, mh.ArgumentValueError, ["backend", "'gpu'", "'process'", "'thread'"]),
+    ({"backend": None}, mh.ArgumentTypeError, ["backend", "None"]),
+    ({"ordered": "yes"}, mh.ArgumentTypeError, ["ordered", "'yes'", "True or False"]),
+    ({"progress": 1}, mh.ArgumentTypeError, ["progress", "1", "True or False"]),
+]
+
+
+@pytest.mark.parametrize(("options", "error", "words"), CASES)
+@pytest.mark.parametrize("entry", ["map", "imap", "starmap"])
+def test_bad_option_is_named(
+    entry: str, options: dict[str, Any], error: type[Exception], words: list[str]
+) -> None:
+    with pytest.raises(error) as caught:
+        getattr(mh, entry)(workloads.square, [1, 2], **options)
+    message = str(caught.value)
+    for word in words:
+        assert word in message, (word, message)
+    assert isinstance(caught.value, mh.ManyhandsError)
+
+
+def test_bad_arguments_raise_builtin_types_too() -> None:
+    with pytest.raises(ValueError, match="workers"):
+        mh.map(workloads.square, [1], workers=0)
+    with pytest.raises(TypeError, match="chunksize"):
+        mh.map(workloads.square, [1], chunksize="7")
+
+
+def test_non_callable_fn() -> None:
+    with pytest.raises(mh.ArgumentTypeError, match=r"fn must be callable, got 42 \(int\)"):
+        mh.map(42, [1, 2])  # type: ignore[call-overload]
+
+
+def test_calling_the_function_instead_of_passing_it_is_explained() -> None:
+    with pytest.raises(TypeError, match="not its result"):
+        mh.map(workloads.square(3), [1])  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("items", [5, None, 3.0])
+def test_non_iterable_items(items: Any) -> None:
+    with pytest.raises(mh.ArgumentTypeError, match="items must be iterable"):
+        mh.map(workloads.square, items)
+
+
+def test_a_string_as_items_is_refused() -> None:
+    with pytest.raises(mh.ArgumentTypeError, match=r"split into characters.*\['abc'\]"):
+        mh.map(workloads.identity, "abc")
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"backend": "nope"}, ["backend", "'nope'"]),
+        ({"workers": 0}, ["workers", "0"]),
+        ({"initializer": 3}, ["initializer", "callable"]),
+        ({"initializer": workloads.set_state, "initargs": 5}, ["initargs", "(5,)"]),
+        ({"initargs": (1,)}, ["initargs", "without an initializer"]),
+    ],
+)
+def test_pool_arguments_are_checked(options: dict[str, Any], words: list[str]) -> None:
+    with pytest.raises(mh.ManyhandsError) as caught:
+        mh.Pool(**options)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_arguments_are_checked_before_any_work_starts() -> None:
+    pulled: list[int] = []
+
+    def recording() -> Any:
+        pulled.append(1)
+        yield 1
+
+    with pytest.raises(mh.ArgumentValueError):
+        mh.imap(workloads.square, recording(), chunksize=0)
+    assert pulled == []

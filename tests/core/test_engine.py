@@ -1,0 +1,132 @@
+"""The engine's policies, driven through a scripted backend that completes chunks on command.
+
+The backend protocol is one method; this double implements it to make completion order a
+test input instead of a race.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+
+from manyhands._core._engine import execute
+from manyhands._core._protocol import Capabilities
+from manyhands._core._task import Chunk, Job, run_chunk
+
+
+class ScriptedBackend:
+    """Holds submitted chunks; once ``release_at`` are held, completes them in ``order``."""
+
+    name = "scripted"
+    capabilities = Capabilities(synchronous=False, pickles=False, chunk_target=0.01)
+
+    def __init__(self, release_at: int, order: Callable[[list[Chunk]], Iterable[Chunk]]) -> None:
+        self.release_at = release_at
+        self.order = order
+        self.held: list[Chunk] = []
+        self.most_outstanding = 0
+        self.outstanding = 0
+
+    @property
+    def workers(self) -> int:
+        return 2
+
+    def submit(self, chunk: Chunk) -> None:
+        self.held.append(chunk)
+        self.outstanding += 1
+        self.most_outstanding = max(self.most_outstanding, self.outstanding)
+        if len(self.held) == self.release_at:
+            held, self.held = self.held, []
+            for ready in self.order(held):
+                self.outstanding -= 1
+                ready.complete(
+                    run_chunk(
+                        ready.job.fn,
+                        ready.job.mode,
+                        ready.items,
+                        stop_on_error=ready.job.stop_on_error,
+                        catch=Exception,
+                        worker="scripted",
+                    )
+                )
+
+    def shutdown(self, *, cancel: bool) -> None:
+        del cancel
+
+
+def run(backend: ScriptedBackend, fn: Callable[[Any], Any], items: list[Any], **kw: Any) -> list[Any]:
+    results: list[Any] = []
+    for chunk in execute(backend, Job(fn, "map"), items, chunksize=1, **kw):
+        results.extend(chunk)
+    return results
+
+
+def test_ordered_results_survive_reverse_completion() -> None:
+    backend = ScriptedBackend(release_at=6, order=reversed)
+    assert run(backend, lambda x: x * 10, list(range(6)), ordered=True) == [0, 10, 20, 30, 40, 50]
+
+
+def test_unordered_results_come_in_completion_order() -> None:
+    backend = ScriptedBackend(release_at=6, order=reversed)
+    assert run(backend, lambda x: x, list(range(6)), ordered=False) == [5, 4, 3, 2, 1, 0]
+
+
+def test_window_bounds_outstanding_chunks() -> None:
+    backend = ScriptedBackend(release_at=6, order=list)
+    assert run(backend, lambda x: x, list(range(60)), ordered=True) == list(range(60))
+    assert backend.most_outstanding == 6  # max(4, 3 * workers)
+
+
+def test_lowest_failing_index_wins_whatever_the_completion_order() -> None:
+    def fail_on_odd(x: int) -> int:
+        if x % 2:
+            raise ValueError(f"odd {x}")
+        return x
+
+    backend = ScriptedBackend(release_at=6, order=reversed)  # item 5 fails first
+    with pytest.raises(ValueError, match="odd 1"):
+        run(backend, fail_on_odd, list(range(6)), ordered=True)
+
+
+def test_no_new_work_after_a_failure() -> None:
+    submitted: list[int] = []
+
+    class Recording(ScriptedBackend):
+        def submit(self, chunk: Chunk) -> None:
+            submitted.append(chunk.start)
+            super().submit(chunk)
+
+    def fail_on_zero(x: int) -> int:
+        if x == 0:
+            raise ValueError("zero")
+        return x
+
+    with pytest.raises(ValueError, match="zero"):
+        run(Recording(release_at=6, order=list), fail_on_zero, list(range(600)), ordered=True)
+    assert submitted == [0, 1, 2, 3, 4, 5]
+
+
+def test_listeners_see_start_every_chunk_and_the_end() -> None:
+    events: list[tuple[str, Any]] = []
+
+    class Listener:
+        def started(self, total: int | None) -> None:
+            events.append(("started", total))
+
+        def advanced(self, outcome: Any) -> None:
+            events.append(("advanced", outcome.ran))
+
+        def finished(self) -> None:
+            events.append(("finished", None))
+
+    backend = ScriptedBackend(release_at=3, order=list)
+    run(backend, lambda x: x, [1, 2, 3], ordered=True, listeners=[Listener()])
+    assert events == [
+        ("started", 3),
+        ("advanced", 1),
+        ("advanced", 1),
+        ("advanced", 1),
+        ("finished", None),
+    ]

@@ -1,0 +1,86 @@
+"""The architecture, checked: _core knows no backend; the public surface is pinned; import is cheap."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import manyhands
+
+PACKAGE = Path(manyhands.__file__).parent
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            found.add("." * node.level + (node.module or ""))
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_core_imports_no_backend_and_nothing_above_it() -> None:
+    for path in (PACKAGE / "_core").glob("*.py"):
+        for module in imported_modules(path):
+            assert "backends" not in module, (path.name, module)
+            assert module not in {".._api", ".._pool", ".._options", ".._progress"}, (
+                path.name,
+                module,
+            )
+
+
+def test_public_surface_is_pinned() -> None:
+    assert manyhands.__all__ == [
+        "ArgumentTypeError",
+        "ArgumentValueError",
+        "ManyhandsError",
+        "Pool",
+        "PoolClosedError",
+        "PoolStatistics",
+        "RemoteError",
+        "RemoteTraceback",
+        "SerializationError",
+        "WorkerCrashed",
+        "available_cpus",
+        "imap",
+        "map",
+        "starmap",
+    ]
+    for name in manyhands.__all__:
+        assert getattr(manyhands, name) is not None
+
+
+def test_every_manyhands_exception_derives_from_manyhands_error() -> None:
+    for name in manyhands.__all__:
+        value = getattr(manyhands, name)
+        if isinstance(value, type) and issubclass(value, BaseException):
+            if name != "RemoteTraceback":  # a carrier of text, never raised by itself
+                assert issubclass(value, manyhands.ManyhandsError), name
+
+
+def test_import_is_cheap() -> None:
+    code = (
+        "import sys, manyhands; "
+        "heavy = {'cloudpickle', 'tqdm', 'psutil', 'subprocess', 'concurrent.futures', "
+        "'dask', 'matplotlib'} & set(sys.modules); print(sorted(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_worker_start_up_path_stays_lean() -> None:
+    code = (
+        "import sys; from manyhands.backends import _worker; "
+        "heavy = {'typing', 'dataclasses', 'inspect', 'cloudpickle', 'concurrent.futures', "
+        "'multiprocessing'} & set(sys.modules); print(sorted(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,129 @@
+"""Pool: warm workers, the Executor interface, initializers, statistics, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from concurrent.futures import Future, as_completed
+
+import pytest
+import workloads
+
+import manyhands as mh
+
+
+def test_pool_map_imap_starmap(backend: str) -> None:
+    with mh.Pool(backend=backend, workers=2) as pool:
+        assert pool.map(workloads.square, range(100)) == [x * x for x in range(100)]
+        assert list(pool.imap(workloads.square, iter(range(50)))) == [x * x for x in range(50)]
+        assert pool.starmap(workloads.add, [(1, 2), (3, 4)]) == [3, 7]
+        assert sorted(pool.map(workloads.square, range(10), ordered=False)) == sorted(
+            x * x for x in range(10)
+        )
+
+
+def test_process_workers_stay_warm_between_calls() -> None:
+    with mh.Pool(backend="process", workers=2) as pool:
+        first = set(pool.map(workloads.pid_of, range(200), chunksize=1))
+        second = set(pool.map(workloads.pid_of, range(200), chunksize=1))
+    assert first == second
+    assert len(first) == 2
+
+
+def test_submit_returns_futures(backend: str) -> None:
+    with mh.Pool(backend=backend, workers=2) as pool:
+        futures = [pool.submit(workloads.add, i, b=i) for i in range(20)]
+        assert all(isinstance(future, Future) for future in futures)
+        assert sorted(f.result() for f in as_completed(futures)) == [2 * i for i in range(20)]
+
+
+def test_submitted_exception_is_the_users_own(backend: str) -> None:
+    with mh.Pool(backend=backend, workers=2) as pool:
+        future = pool.submit(workloads.fail_at_5, 5)
+        error = future.exception()
+    assert isinstance(error, KeyError)
+
+
+def test_pool_works_with_run_in_executor(parallel_backend: str) -> None:
+    async def main(pool: mh.Pool) -> list[int]:
+        loop = asyncio.get_running_loop()
+        calls = [loop.run_in_executor(pool, workloads.square, i) for i in range(10)]
+        return list(await asyncio.gather(*calls))
+
+    with mh.Pool(backend=parallel_backend, workers=2) as pool:
+        assert asyncio.run(main(pool)) == [i * i for i in range(10)]
+
+
+def test_initializer_runs_in_each_worker(backend: str) -> None:
+    with mh.Pool(
+        backend=backend, workers=2, initializer=workloads.set_state, initargs=("ready",)
+    ) as pool:
+        assert pool.map(workloads.get_state, range(20)) == ["ready"] * 20
+
+
+def test_failing_initializer_raises_its_own_exception(backend: str) -> None:
+    with (
+        pytest.raises(RuntimeError, match="cannot open the database") as caught,
+        mh.Pool(backend=backend, workers=2, initializer=workloads.raise_in_initializer) as pool,
+    ):
+        pool.map(workloads.square, range(10))
+    assert any("initializer" in note for note in caught.value.__notes__)
+
+
+def test_statistics_count_items_and_busy_time(backend: str) -> None:
+    with mh.Pool(backend=backend, workers=2) as pool:
+        pool.map(workloads.tiny_work, range(500))
+        pool.submit(workloads.square, 3).result()
+        with pytest.raises(ValueError, match="bad"):
+            pool.map(workloads.fail_on({0}), [0], chunksize=1)
+        stats = pool.statistics()
+    assert stats.items_done == 501
+    assert stats.items_failed == 1
+    assert stats.backends == (backend,)
+    assert stats.busy and all(seconds >= 0 for seconds in stats.busy.values())
+    assert stats.elapsed > 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.items_done = 0  # type: ignore[misc]
+
+
+def test_closed_pool_refuses_work(backend: str) -> None:
+    pool = mh.Pool(backend=backend)
+    pool.shutdown()
+    with pytest.raises(mh.PoolClosedError, match="shut down"):
+        pool.map(workloads.square, [1])
+    with pytest.raises(mh.PoolClosedError):
+        pool.submit(workloads.square, 1)
+    pool.shutdown()  # twice is fine
+
+
+def test_shutdown_waits_for_submitted_work(parallel_backend: str) -> None:
+    pool = mh.Pool(backend=parallel_backend, workers=2)
+    futures = [pool.submit(workloads.tiny_work, i) for i in range(200)]
+    pool.shutdown(wait=True)
+    assert [f.result() for f in futures] == list(range(200))
+
+
+def test_shutdown_can_cancel_queued_futures() -> None:
+    started = threading.Event()
+    all_cancelled = threading.Event()
+
+    def first_call() -> str:
+        started.set()
+        all_cancelled.wait(timeout=30)  # released by the last queued future's cancellation
+        return "finished"
+
+    pool = mh.Pool(backend="thread", workers=1)
+    running = pool.submit(first_call)
+    queued = [pool.submit(workloads.square, i) for i in range(50)]
+    queued[-1].add_done_callback(lambda _: all_cancelled.set())
+    assert started.wait(timeout=30)
+    pool.shutdown(wait=True, cancel_futures=True)
+    assert running.result() == "finished"
+    assert all(future.cancelled() for future in queued)
+
+
+def test_auto_backend_pool_records_what_it_used() -> None:
+    with mh.Pool(workers=2) as pool:
+        assert pool.map(workloads.square, range(10)) == [x * x for x in range(10)]
+        assert pool.statistics().backends  # the backend auto chose

@@ -1,0 +1,69 @@
+"""CPU counting: affinity and cgroup quotas, read from files laid out as the kernel does."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import manyhands as mh
+from manyhands._system import cgroup_cpu_limit, gil_enabled
+
+
+def make_v2(tmp_path: Path, levels: dict[str, str]) -> tuple[Path, Path]:
+    root = tmp_path / "cgroup"
+    for group, cpu_max in levels.items():
+        directory = root / group.lstrip("/")
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "cpu.max").write_text(cpu_max + "\n")
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    deepest = max(levels, key=len)
+    (proc / "cgroup").write_text(f"0::{deepest}\n")
+    return root, proc
+
+
+def test_cgroup_v2_quota(tmp_path: Path) -> None:
+    root, proc = make_v2(tmp_path, {"/": "max 100000", "/job": "150000 100000"})
+    assert cgroup_cpu_limit(root, proc) == 1.5
+
+
+def test_cgroup_v2_smallest_ancestor_wins(tmp_path: Path) -> None:
+    root, proc = make_v2(
+        tmp_path, {"/": "max 100000", "/a": "100000 100000", "/a/b": "400000 100000"}
+    )
+    assert cgroup_cpu_limit(root, proc) == 1.0
+
+
+def test_cgroup_v2_unlimited(tmp_path: Path) -> None:
+    root, proc = make_v2(tmp_path, {"/": "max 100000", "/job": "max 100000"})
+    assert cgroup_cpu_limit(root, proc) is None
+
+
+def test_cgroup_v1_quota(tmp_path: Path) -> None:
+    root = tmp_path / "cgroup"
+    group = root / "cpu,cpuacct" / "docker" / "abc"
+    group.mkdir(parents=True)
+    (group / "cpu.cfs_quota_us").write_text("250000\n")
+    (group / "cpu.cfs_period_us").write_text("100000\n")
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "cgroup").write_text("4:cpu,cpuacct:/docker/abc\n3:memory:/docker/abc\n")
+    assert cgroup_cpu_limit(root, proc) == 2.5
+
+
+def test_no_cgroup_files_means_no_limit(tmp_path: Path) -> None:
+    assert cgroup_cpu_limit(tmp_path / "none", tmp_path / "none") is None
+
+
+def test_available_cpus_respects_affinity() -> None:
+    count = mh.available_cpus()
+    assert 1 <= count <= (os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        assert count <= len(os.sched_getaffinity(0))
+
+
+def test_gil_detection_matches_the_build() -> None:
+    import sys
+
+    expected = getattr(sys, "_is_gil_enabled", lambda: True)()
+    assert gil_enabled() is expected

@@ -1,0 +1,102 @@
+"""Functions the tests run in workers; importable, so process workers load them by reference."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+STATE: Any = None
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def identity(x: Any) -> Any:
+    return x
+
+
+def crc(data: bytes) -> int:
+    return zlib.crc32(data)
+
+
+def fail_on(bad: set[int]) -> Any:
+    def work(x: int) -> int:
+        if x in bad:
+            raise ValueError(f"item {x} is bad")
+        return x
+
+    return work
+
+
+def fail_at_5(x: int) -> int:
+    if x == 5:
+        raise KeyError(x)
+    return x
+
+
+def tiny_work(x: int) -> int:
+    """A few microseconds of work whose length varies with x."""
+    total = 0
+    for i in range(x % 37):
+        total += i
+    return x + total - total
+
+
+def set_state(value: Any) -> None:
+    global STATE
+    STATE = value
+
+
+def get_state(_: Any) -> Any:
+    return STATE
+
+
+def pid_of(_: Any) -> int:
+    return os.getpid()
+
+
+def raise_in_initializer() -> None:
+    raise RuntimeError("cannot open the database")
+
+
+def touch_then_wait(args: tuple[str, float]) -> str:
+    """Create a file (the test's signal that work started), then wait for up to ``args[1]``."""
+    path, seconds = args
+    Path(path).touch()
+    time.sleep(seconds)
+    return path
+
+
+def record_thread(_: Any) -> str:
+    return threading.current_thread().name
+
+
+def return_lock(x: int) -> Any:
+    return threading.Lock() if x == 3 else x
+
+
+class Unpicklable:
+    def __reduce__(self) -> Any:
+        raise TypeError("Unpicklable refuses to be pickled")
+
+
+class ExceptionWithRequiredArgs(Exception):
+    """Pickles, but cannot be unpickled: __init__ needs two arguments, args holds one."""
+
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+
+
+def raise_odd_exception(x: int) -> int:
+    if x == 2:
+        raise ExceptionWithRequiredArgs(42, "no")
+    return x
