@@ -8,9 +8,10 @@ import threading
 from concurrent.futures import Future, as_completed
 
 import pytest
-import workloads
 
 import manyhands as mh
+
+import workloads
 
 
 def test_pool_map_imap_starmap(backend: str) -> None:
@@ -81,7 +82,8 @@ def test_statistics_count_items_and_busy_time(backend: str) -> None:
     assert stats.items_done == 501
     assert stats.items_failed == 1
     assert stats.backends == (backend,)
-    assert stats.busy and all(seconds >= 0 for seconds in stats.busy.values())
+    assert stats.busy
+    assert all(seconds >= 0 for seconds in stats.busy.values())
     assert stats.elapsed > 0
     with pytest.raises(dataclasses.FrozenInstanceError):
         stats.items_done = 0  # type: ignore[misc]

@@ -82,7 +82,9 @@ class WorkerCrashed(ManyhandsError, RuntimeError):
         return (_rebuild_worker_crashed, (str(self), self.exitcode, self.signal))
 
 
-def _rebuild_worker_crashed(message: str, exitcode: int | None, signal: int | None) -> WorkerCrashed:
+def _rebuild_worker_crashed(
+    message: str, exitcode: int | None, signal: int | None
+) -> WorkerCrashed:
     return WorkerCrashed(message, exitcode=exitcode, signal=signal)
 
 

@@ -85,7 +85,9 @@ def check_positive_int(name: str, value: object, *, allow_none: bool) -> int | N
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        accepted = "a whole number >= 1" + (", or None to choose automatically" if allow_none else "")
+        accepted = "a whole number >= 1" + (
+            ", or None to choose automatically" if allow_none else ""
+        )
         raise ArgumentTypeError(
             f"{name} must be {accepted}; got {short_repr(value)} ({type(value).__name__})"
         )

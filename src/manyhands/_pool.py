@@ -263,8 +263,6 @@ def _flatten(chunks: Iterator[list[Any]]) -> Iterator[Any]:
             close()
 
 
-
-
 def _abandon(future: Future[Any]) -> None:
     if not future.cancel():
         with contextlib.suppress(InvalidStateError):

@@ -18,7 +18,7 @@ class ProgressBar:
     def started(self, total: int | None) -> None:
         from tqdm.auto import tqdm  # imported here: a notebook check that costs on import
 
-        class Bar(tqdm):  # type: ignore[misc, type-arg]
+        class Bar(tqdm):  # type: ignore[type-arg]
             # tqdm's monitor thread outlives every bar (it is process-wide); the bar is
             # updated once per chunk, which is all the refreshing it needs.
             monitor_interval = 0

@@ -30,7 +30,9 @@ def available_cpus() -> int:
     return max(1, count)
 
 
-def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"), proc_self: Path = Path("/proc/self")) -> float | None:
+def cgroup_cpu_limit(
+    root: Path = Path("/sys/fs/cgroup"), proc_self: Path = Path("/proc/self")
+) -> float | None:
     """The CPU quota of this process's cgroup, in CPUs (e.g. 1.5), or None when unlimited.
 
     cgroup v2 keeps ``cpu.max`` ("max 100000" or "150000 100000") in the process's own group

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import workloads
 
 import manyhands as mh
+
+import workloads
 
 CASES: list[tuple[dict[str, Any], type[Exception], list[str]]] = [
     ({"workers": 0}, mh.ArgumentValueError, ["workers", "0", ">= 1"]),

@@ -7,10 +7,11 @@ import zlib
 from collections.abc import Iterator
 
 import pytest
-import workloads
 
 import manyhands as mh
 from manyhands import RemoteTraceback
+
+import workloads
 
 
 def test_map_returns_results_in_input_order(backend: str) -> None:
@@ -41,9 +42,7 @@ def test_starmap_unpacks_each_item(backend: str) -> None:
 
 def test_lambdas_and_closures_work(backend: str) -> None:
     offset = 7
-    assert mh.map(lambda x: x + offset, range(50), backend=backend) == [
-        x + 7 for x in range(50)
-    ]
+    assert mh.map(lambda x: x + offset, range(50), backend=backend) == [x + 7 for x in range(50)]
 
 
 def test_fixed_chunksize(backend: str) -> None:

@@ -56,7 +56,9 @@ class ScriptedBackend:
         del cancel
 
 
-def run(backend: ScriptedBackend, fn: Callable[[Any], Any], items: list[Any], **kw: Any) -> list[Any]:
+def run(
+    backend: ScriptedBackend, fn: Callable[[Any], Any], items: list[Any], **kw: Any
+) -> list[Any]:
     results: list[Any] = []
     for chunk in execute(backend, Job(fn, "map"), items, chunksize=1, **kw):
         results.extend(chunk)

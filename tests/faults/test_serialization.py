@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-import workloads
 
 import manyhands as mh
+
+import workloads
 
 
 def test_unpicklable_function_is_named() -> None:

@@ -21,6 +21,7 @@ always arrive).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import queue
@@ -66,7 +67,8 @@ def dumps(obj: Any) -> bytes:
     except Exception:
         import cloudpickle
 
-        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        return data
 
 
 def wire_error(error: ItemError) -> WireError:
@@ -153,7 +155,7 @@ def main() -> None:
 
 
 def _connect(header: dict[str, Any]) -> socket.socket:
-    if "share" in header:  # Windows: the parent shared its socket with this pid
+    if sys.platform == "win32":  # the parent shared its socket with this pid
         return socket.fromshare(header["share"])
     return socket.socket(fileno=header["fd"])
 
@@ -217,9 +219,9 @@ def _function(
     # ``cache`` is kept in least-recently-used order (dicts keep insertion order), exactly as
     # the parent's mirror of it.
     if payload is None:
-        fn = cache.pop(key)
-        cache[key] = fn
-        return fn
+        cached = cache.pop(key)
+        cache[key] = cached
+        return cached
     try:
         fn: Callable[..., Any] = pickle.loads(payload)
     except Exception as exc:
@@ -252,8 +254,6 @@ def _exit(code: int) -> None:
     # os._exit skips interpreter teardown (fast, and no atexit handler of the user's code can
     # hang the exit); flush what the user's function printed first.
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(Exception):
             stream.flush()
-        except Exception:
-            pass
     os._exit(code)

@@ -358,7 +358,7 @@ def _pickle_function(obj: object, fn: object, *, what: str) -> bytes:
     import cloudpickle  # here, so that it loads while the first workers start
 
     try:
-        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         raise SerializationError(
             f"the {what} {callable_name(fn)} cannot be pickled to send it to worker processes: "
@@ -367,15 +367,17 @@ def _pickle_function(obj: object, fn: object, *, what: str) -> bytes:
             "function or in initializer=, or use backend='thread'",
             what=what,
         ) from exc
+    return data
 
 
 def _pickle_items(chunk: Chunk) -> bytes:
     import cloudpickle
 
     try:
-        return cloudpickle.dumps(chunk.items, protocol=pickle.HIGHEST_PROTOCOL)
+        data: bytes = cloudpickle.dumps(chunk.items, protocol=pickle.HIGHEST_PROTOCOL)
+        return data
     except Exception:
-        pass
+        pass  # find the item to blame, below
     for offset, item in enumerate(chunk.items):
         try:
             cloudpickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
