@@ -1,0 +1,39 @@
+"""Benchmark workloads, importable so that every tool's workers load them by reference."""
+
+from __future__ import annotations
+
+import time
+import zlib
+
+
+def spin(iterations: int) -> int:
+    """Pure-Python CPU work: ``iterations`` additions."""
+    total = 0
+    for i in range(iterations):
+        total += i
+    return total
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def crc(data: bytes) -> int:
+    return zlib.crc32(data)
+
+
+def sleep_50ms(x: int) -> int:
+    time.sleep(0.05)
+    return x
+
+
+def calibrate(seconds: float) -> int:
+    """How many ``spin`` iterations take ``seconds`` on this machine (median of 5)."""
+    probe = 200_000
+    samples = []
+    for _ in range(5):
+        started = time.perf_counter()
+        spin(probe)
+        samples.append(time.perf_counter() - started)
+    per_iteration = sorted(samples)[2] / probe
+    return max(1, round(seconds / per_iteration))
