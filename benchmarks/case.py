@@ -20,9 +20,9 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import Pool
 from typing import Any
 
-from workloads import crc, sleep_50ms, spin, square
-
 import manyhands as mh
+
+from workloads import crc, sleep_50ms, spin, square
 
 CPUS = mh.available_cpus()
 
