@@ -100,3 +100,10 @@ def raise_odd_exception(x: int) -> int:
     if x == 2:
         raise ExceptionWithRequiredArgs(42, "no")
     return x
+
+
+def first_fast_then_slow(x: int) -> int:
+    """Item 0 returns at once; every other item sleeps for five minutes."""
+    if x:
+        time.sleep(300)
+    return x

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
+import time
 import zlib
 from collections.abc import Iterator
 
@@ -165,3 +167,22 @@ def test_progress_bar_counts_items(backend: str, capsys: pytest.CaptureFixture[s
     ]
     err = capsys.readouterr().err
     assert "30/30" in err
+
+
+def test_dropping_an_unfinished_imap_cleans_up(backend: str) -> None:
+    results = mh.imap(workloads.square, range(100_000), backend=backend)
+    assert next(results) == 0
+    del results
+    gc.collect()  # the generator may sit in a reference cycle on other interpreters
+    # The leak check (conftest) asserts that every worker is gone.
+
+
+@pytest.mark.realtime
+def test_breaking_out_stops_running_process_work_promptly() -> None:
+    # Items after the first sleep for 300 s in the workers. Waiting for them would take
+    # minutes; killing them takes milliseconds. 30 s of slack covers any slow machine.
+    started = time.perf_counter()
+    for result in mh.imap(workloads.first_fast_then_slow, range(10), backend="process"):
+        assert result == 0
+        break
+    assert time.perf_counter() - started < 30

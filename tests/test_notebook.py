@@ -1,0 +1,61 @@
+"""In a real Jupyter kernel: notebook-defined functions run on processes; progress is a widget."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+jupyter_client = pytest.importorskip("jupyter_client")
+
+
+@pytest.fixture
+def kernel() -> Iterator[Any]:
+    manager, client = jupyter_client.manager.start_new_kernel(kernel_name="python3")
+    try:
+        yield client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def run_cell(client: Any, code: str) -> tuple[str, list[dict[str, Any]]]:
+    """Execute ``code``; return what it printed and every display message it sent."""
+    printed: list[str] = []
+    displays: list[dict[str, Any]] = []
+
+    def hook(message: dict[str, Any]) -> None:
+        kind = message["msg_type"]
+        if kind == "stream":
+            printed.append(message["content"]["text"])
+        elif kind in ("display_data", "update_display_data"):
+            displays.append(message["content"])
+        elif kind == "error":
+            printed.append("\n".join(message["content"]["traceback"]))
+
+    reply = client.execute_interactive(code, output_hook=hook, timeout=120)
+    assert reply["content"]["status"] == "ok", "".join(printed)
+    return "".join(printed), displays
+
+
+def test_function_defined_in_a_notebook_runs_in_processes(kernel: Any) -> None:
+    printed, _ = run_cell(
+        kernel,
+        "import manyhands as mh\n"
+        "offset = 10\n"
+        "def shift(x):\n"
+        "    return x + offset\n"
+        "print(mh.map(shift, range(5), backend='process', workers=2))\n",
+    )
+    assert "[10, 11, 12, 13, 14]" in printed
+
+
+def test_progress_is_a_widget_in_a_notebook(kernel: Any) -> None:
+    _, displays = run_cell(
+        kernel,
+        "import manyhands as mh\n"
+        "result = mh.map(abs, range(-20, 0), backend='thread', progress=True)\n",
+    )
+    widget_views = [d for d in displays if "application/vnd.jupyter.widget-view+json" in d["data"]]
+    assert widget_views, displays
