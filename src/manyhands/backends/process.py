@@ -212,7 +212,12 @@ class ProcessBackend:
         header: dict[str, Any] = {"sys_path": list(sys.path), "name": name}
         command = [sys.executable, "-c", _worker.BOOTSTRAP, _PACKAGE_PARENT]
         if sys.platform == "win32":
-            proc = subprocess.Popen(command, stdin=subprocess.PIPE)
+            # Its own process group: a console Ctrl-C reaches only the caller (as below).
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,
+            )
             header["share"] = theirs.share(proc.pid)
         else:
             # A session of its own: a Ctrl-C typed in the terminal reaches only the caller,
