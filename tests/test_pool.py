@@ -129,3 +129,21 @@ def test_auto_backend_pool_records_what_it_used() -> None:
     with mh.Pool(workers=2) as pool:
         assert pool.map(workloads.square, range(10)) == [x * x for x in range(10)]
         assert pool.statistics().backends  # the backend auto chose
+
+
+def test_shutdown_from_a_future_callback_does_not_deadlock() -> None:
+    pool = mh.Pool(backend="process", workers=1)
+    called = threading.Event()
+
+    def stop_the_pool(_: Future[int]) -> None:
+        pool.shutdown()  # runs on the pool's reader thread
+        called.set()
+
+    future = pool.submit(workloads.square, 4)
+    future.add_done_callback(stop_the_pool)
+    assert future.result() == 16
+    assert called.wait(timeout=60)
+    for thread in threading.enumerate():
+        if thread.name == "manyhands-shutdown":
+            thread.join(timeout=60)
+    # The leak check (conftest) asserts that the workers and the reader are gone.

@@ -63,25 +63,26 @@ def test_every_manyhands_exception_derives_from_manyhands_error() -> None:
             assert issubclass(value, manyhands.ManyhandsError), name
 
 
-def test_import_is_cheap() -> None:
-    code = (
-        "import sys, manyhands; "
-        "heavy = {'cloudpickle', 'tqdm', 'psutil', 'subprocess', 'concurrent.futures', "
-        "'dask', 'matplotlib'} & set(sys.modules); print(sorted(heavy))"
-    )
+def heavy_modules_after(statement: str, heavy: set[str]) -> list[str]:
+    """Which of ``heavy`` a fresh interpreter has loaded after running ``statement``."""
+    code = f"import sys; {statement}; print(sorted(set({sorted(heavy)!r}) & set(sys.modules)))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    assert out.stdout.strip() == "[]"
+    loaded: list[str] = ast.literal_eval(out.stdout.strip())
+    return loaded
+
+
+def test_the_import_probe_sees_what_is_imported() -> None:
+    assert heavy_modules_after("import json", {"json", "tomllib"}) == ["json"]
+
+
+def test_import_is_cheap() -> None:
+    optional = {"cloudpickle", "tqdm", "psutil", "subprocess", "concurrent.futures", "dask"}
+    assert heavy_modules_after("import manyhands", optional | {"matplotlib"}) == []
 
 
 def test_worker_start_up_path_stays_lean() -> None:
-    code = (
-        "import sys; from manyhands.backends import _worker; "
-        "heavy = {'typing', 'dataclasses', 'inspect', 'cloudpickle', 'concurrent.futures', "
-        "'multiprocessing'} & set(sys.modules); print(sorted(heavy))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert out.stdout.strip() == "[]"
+    heavy = {"typing", "dataclasses", "inspect", "cloudpickle", "concurrent.futures"}
+    statement = "from manyhands.backends import _worker"
+    assert heavy_modules_after(statement, heavy | {"multiprocessing"}) == []

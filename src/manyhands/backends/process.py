@@ -327,6 +327,13 @@ class ProcessBackend:
     # -- shutdown ----------------------------------------------------------------------
 
     def shutdown(self, *, cancel: bool) -> None:
+        if threading.current_thread() is self._reader:
+            # Called from a Future's callback, which runs on the reader thread: the reader
+            # must keep receiving for the workers to finish, so the stop happens elsewhere.
+            threading.Thread(
+                target=self.shutdown, kwargs={"cancel": cancel}, name="manyhands-shutdown"
+            ).start()
+            return
         with self._lock:
             if self._closing:
                 return
