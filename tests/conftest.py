@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -13,7 +16,7 @@ import pytest
 # Workload functions live in an importable module so process workers load them by reference.
 sys.path.insert(0, str(Path(__file__).parent))
 
-BACKENDS = ["serial", "thread", "process"]
+BACKENDS = ["serial", "thread", "process", "asyncio"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -22,10 +25,34 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
-@pytest.fixture(params=["thread", "process"])
+@pytest.fixture(params=["thread", "process", "asyncio"])
 def parallel_backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name
+
+
+Wrap = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+@pytest.fixture
+def wrap(request: pytest.FixtureRequest) -> Wrap:
+    """The workload as the backend under test runs it: an ``async def`` for asyncio."""
+    names = set(request.fixturenames)
+    backend = next(
+        (request.getfixturevalue(n) for n in ("backend", "parallel_backend") if n in names), None
+    )
+    if backend != "asyncio":
+        return lambda fn: fn
+    return as_coroutine_function
+
+
+def as_coroutine_function(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0)  # a real suspension point, as in I/O code
+        return fn(*args, **kwargs)
+
+    return run
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ._api import imap, map, starmap
+    from ._api import aimap, amap, imap, map, starmap
     from ._errors import (
         ArgumentTypeError,
         ArgumentValueError,
@@ -47,6 +47,8 @@ __all__ = [
     "RemoteTraceback",
     "SerializationError",
     "WorkerCrashed",
+    "aimap",
+    "amap",
     "available_cpus",
     "imap",
     "map",
@@ -56,6 +58,8 @@ __all__ = [
 __version__ = "0.1.0"
 
 _HOME = {
+    "aimap": "_api",
+    "amap": "_api",
     "imap": "_api",
     "map": "_api",
     "starmap": "_api",

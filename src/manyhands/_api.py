@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._core._engine import known_length
+from ._core._task import Job
 from ._options import (
     RunOptions,
     check_backend,
@@ -16,12 +17,16 @@ from ._options import (
     resolve_auto,
 )
 from ._pool import _flatten, collect, run_chunks
+from ._progress import ProgressBar
 from .backends import create
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from ._core._protocol import Backend
     from ._core._task import Mode
 
-__all__ = ["imap", "map", "starmap"]
+__all__ = ["aimap", "amap", "imap", "map", "starmap"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -113,14 +118,7 @@ def _one_call(
     workers: int | None,
     options: RunOptions,
 ) -> Iterator[list[Any]]:
-    if kind == "auto":
-        kind = resolve_auto(fn)
-    count = workers or default_workers(kind)
-    total = known_length(items)
-    if total is not None:
-        count = max(1, min(count, total))  # no idle workers for a short input
-    # Eager: the workers' start-up overlaps the pickling of the function and first items.
-    backend = create(kind, workers=count, initializer=None, initargs=(), eager=True)
+    backend = _open_backend(fn, items, kind, workers)
     finished = False
     try:
         yield from run_chunks(backend, fn, items, mode, options)
@@ -129,3 +127,126 @@ def _one_call(
         # Done: stop the idle workers. Otherwise (an error, Ctrl-C, the consumer stopped):
         # drop the queued work and stop the running work where it can be stopped.
         backend.shutdown(cancel=not finished)
+
+
+def _open_backend(
+    fn: Callable[..., Any],
+    items: Iterable[Any],
+    kind: str,
+    workers: int | None,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> Backend:
+    """Start the backend for one call; with ``loop``, coroutines run on that (the caller's)."""
+    if kind == "auto":
+        kind = resolve_auto(fn)
+    count = workers or default_workers(kind)
+    total = known_length(items)
+    if total is not None:
+        count = max(1, min(count, total))  # no idle workers for a short input
+    if kind == "asyncio" and loop is not None:
+        from .backends.aio import AsyncioBackend
+
+        return AsyncioBackend(workers=count, loop=loop)
+    # Eager: the workers' start-up overlaps the pickling of the function and first items.
+    return create(kind, workers=count, initializer=None, initargs=(), eager=True)
+
+
+async def amap(
+    fn: Callable[[T], Any],
+    items: Iterable[T],
+    /,
+    *,
+    backend: str = "auto",
+    workers: int | None = None,
+    ordered: bool = True,
+    chunksize: int | None = None,
+    progress: bool = False,
+) -> list[Any]:
+    """``await manyhands.amap(fn, items)``: ``map`` for async callers; never blocks the loop.
+
+    An ``async def`` function runs on the caller's own event loop (so it may use the caller's
+    sessions and connections), ``workers`` coroutines at a time; a plain function runs on
+    threads or processes as with ``map``.
+    """
+    chunks = _prepare_async(fn, items, "map", backend, workers, ordered, chunksize, progress)
+    results: list[Any] = []
+    async for chunk in chunks:
+        results.extend(chunk)
+    return results
+
+
+def aimap(
+    fn: Callable[[T], Any],
+    items: Iterable[T],
+    /,
+    *,
+    backend: str = "auto",
+    workers: int | None = None,
+    ordered: bool = True,
+    chunksize: int | None = None,
+    progress: bool = False,
+) -> AsyncIterator[Any]:
+    """``async for result in manyhands.aimap(fn, items)``: lazy ``amap``, as ``imap`` is lazy."""
+    return _aflatten(
+        _prepare_async(fn, items, "map", backend, workers, ordered, chunksize, progress)
+    )
+
+
+def _prepare_async(
+    fn: object,
+    items: object,
+    mode: Mode,
+    backend: object,
+    workers: object,
+    ordered: object,
+    chunksize: object,
+    progress: object,
+) -> AsyncIterator[list[Any]]:
+    function = check_fn(fn)
+    inputs = check_items(items)
+    kind = check_backend(backend)
+    count = check_positive_int("workers", workers, allow_none=True)
+    options = RunOptions.checked(ordered=ordered, chunksize=chunksize, progress=progress)
+    return _one_call_async(function, inputs, mode, kind, count, options)
+
+
+async def _one_call_async(
+    fn: Callable[..., Any],
+    items: Iterable[Any],
+    mode: Mode,
+    kind: str,
+    workers: int | None,
+    options: RunOptions,
+) -> AsyncIterator[list[Any]]:
+    import asyncio  # here: synchronous callers never pay for importing it
+
+    from ._core._engine_async import execute_async
+
+    backend = _open_backend(fn, items, kind, workers, loop=asyncio.get_running_loop())
+    listeners = [ProgressBar.for_function(fn)] if options.progress else []
+    finished = False
+    try:
+        async for results in execute_async(
+            backend,
+            Job(fn, mode),
+            items,
+            ordered=options.ordered,
+            chunksize=options.chunksize,
+            listeners=listeners,
+        ):
+            yield results
+        finished = True
+    finally:
+        backend.shutdown(cancel=not finished)
+
+
+async def _aflatten(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
+    try:
+        async for chunk in chunks:
+            for result in chunk:
+                yield result
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -119,6 +119,8 @@ def default_workers(backend: str) -> int:
     """Workers when the caller did not say: the usable CPUs for processes; more for threads."""
     if backend == "serial":
         return 1
+    if backend == "asyncio":
+        return 1024  # coroutines in flight: waiting costs a task, not a thread
     cpus = available_cpus()
     if backend == "thread":
         # As ThreadPoolExecutor: threads mostly wait, so a few more than CPUs, capped.
@@ -129,8 +131,10 @@ def default_workers(backend: str) -> int:
 def resolve_auto(fn: Callable[..., Any]) -> str:
     """The backend that ``backend="auto"`` runs ``fn`` on.
 
-    Interim rule until the measuring decision arrives: threads, which run any function and
-    any data (nothing is pickled) and overlap every kind of waiting.
+    Interim rule until the measuring decision arrives: coroutine functions on asyncio;
+    otherwise threads, which run any function and any data (nothing is pickled) and overlap
+    every kind of waiting.
     """
-    del fn
-    return "thread"
+    import inspect
+
+    return "asyncio" if inspect.iscoroutinefunction(fn) else "thread"

@@ -233,7 +233,7 @@ def run_chunks(
     """One map over ``backend``, a list of results at a time, with the options applied."""
     listening = list(listeners)
     if options.progress:
-        listening.append(ProgressBar(str(getattr(fn, "__name__", type(fn).__name__))))
+        listening.append(ProgressBar.for_function(fn))
     return execute(
         backend,
         Job(fn, mode),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ._core._task import ChunkOutcome
@@ -14,6 +15,11 @@ class ProgressBar:
         self._description = description
         self._bar: Any = None
         self._failed = 0
+
+    @classmethod
+    def for_function(cls, fn: Callable[..., Any]) -> ProgressBar:
+        """A bar described by the function's name."""
+        return cls(str(getattr(fn, "__name__", type(fn).__name__)))
 
     def started(self, total: int | None) -> None:
         from tqdm.auto import tqdm  # imported here: a notebook check that costs on import

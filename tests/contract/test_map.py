@@ -11,59 +11,64 @@ from collections.abc import Iterator
 import pytest
 
 import manyhands as mh
+from conftest import Wrap
 from manyhands import RemoteTraceback
 
 import workloads
 
 
-def test_map_returns_results_in_input_order(backend: str) -> None:
-    assert mh.map(workloads.square, range(1000), backend=backend) == [x * x for x in range(1000)]
+def test_map_returns_results_in_input_order(backend: str, wrap: Wrap) -> None:
+    assert mh.map(wrap(workloads.square), range(1000), backend=backend) == [
+        x * x for x in range(1000)
+    ]
 
 
-def test_unordered_map_returns_each_result_exactly_once(backend: str) -> None:
-    results = mh.map(workloads.tiny_work, range(2000), backend=backend, ordered=False)
+def test_unordered_map_returns_each_result_exactly_once(backend: str, wrap: Wrap) -> None:
+    results = mh.map(wrap(workloads.tiny_work), range(2000), backend=backend, ordered=False)
     assert sorted(results) == list(range(2000))
 
 
-def test_empty_input_gives_empty_list(backend: str) -> None:
-    assert mh.map(workloads.square, [], backend=backend) == []
-    assert list(mh.imap(workloads.square, iter([]), backend=backend)) == []
+def test_empty_input_gives_empty_list(backend: str, wrap: Wrap) -> None:
+    assert mh.map(wrap(workloads.square), [], backend=backend) == []
+    assert list(mh.imap(wrap(workloads.square), iter([]), backend=backend)) == []
 
 
-def test_generator_input(backend: str) -> None:
+def test_generator_input(backend: str, wrap: Wrap) -> None:
     def numbers() -> Iterator[int]:
         yield from range(500)
 
-    assert mh.map(workloads.square, numbers(), backend=backend) == [x * x for x in range(500)]
+    assert mh.map(wrap(workloads.square), numbers(), backend=backend) == [x * x for x in range(500)]
 
 
-def test_starmap_unpacks_each_item(backend: str) -> None:
+def test_starmap_unpacks_each_item(backend: str, wrap: Wrap) -> None:
     pairs = [(i, 2 * i) for i in range(300)]
-    assert mh.starmap(workloads.add, pairs, backend=backend) == [3 * i for i in range(300)]
+    assert mh.starmap(wrap(workloads.add), pairs, backend=backend) == [3 * i for i in range(300)]
 
 
-def test_lambdas_and_closures_work(backend: str) -> None:
+def test_lambdas_and_closures_work(backend: str, wrap: Wrap) -> None:
     offset = 7
-    assert mh.map(lambda x: x + offset, range(50), backend=backend) == [x + 7 for x in range(50)]
+    assert mh.map(wrap(lambda x: x + offset), range(50), backend=backend) == [
+        x + 7 for x in range(50)
+    ]
 
 
-def test_fixed_chunksize(backend: str) -> None:
-    results = mh.map(workloads.square, range(101), backend=backend, chunksize=10)
+def test_fixed_chunksize(backend: str, wrap: Wrap) -> None:
+    results = mh.map(wrap(workloads.square), range(101), backend=backend, chunksize=10)
     assert results == [x * x for x in range(101)]
 
 
-def test_explicit_workers(backend: str) -> None:
-    assert mh.map(workloads.square, range(20), backend=backend, workers=3) == [
+def test_explicit_workers(backend: str, wrap: Wrap) -> None:
+    assert mh.map(wrap(workloads.square), range(20), backend=backend, workers=3) == [
         x * x for x in range(20)
     ]
 
 
-def test_large_items(backend: str) -> None:
+def test_large_items(backend: str, wrap: Wrap) -> None:
     blobs = [bytes([i]) * (1 << 20) for i in range(40)]
-    assert mh.map(workloads.crc, blobs, backend=backend) == [zlib.crc32(b) for b in blobs]
+    assert mh.map(wrap(workloads.crc), blobs, backend=backend) == [zlib.crc32(b) for b in blobs]
 
 
-def test_imap_is_lazy_and_bounded_on_an_endless_generator(backend: str) -> None:
+def test_imap_is_lazy_and_bounded_on_an_endless_generator(backend: str, wrap: Wrap) -> None:
     pulled = 0
 
     def endless() -> Iterator[int]:
@@ -72,7 +77,7 @@ def test_imap_is_lazy_and_bounded_on_an_endless_generator(backend: str) -> None:
             pulled += 1
             yield i
 
-    results = mh.imap(workloads.square, endless(), backend=backend)
+    results = mh.imap(wrap(workloads.square), endless(), backend=backend)
     first = [next(results) for _ in range(1000)]
     results.close()  # type: ignore[attr-defined]
     assert first == [x * x for x in range(1000)]
@@ -80,7 +85,7 @@ def test_imap_is_lazy_and_bounded_on_an_endless_generator(backend: str) -> None:
     assert pulled < 1000 + 100_000
 
 
-def test_imap_pulls_nothing_before_iteration(backend: str) -> None:
+def test_imap_pulls_nothing_before_iteration(backend: str, wrap: Wrap) -> None:
     pulled: list[int] = []
 
     def recording() -> Iterator[int]:
@@ -88,14 +93,14 @@ def test_imap_pulls_nothing_before_iteration(backend: str) -> None:
             pulled.append(i)
             yield i
 
-    results = mh.imap(workloads.square, recording(), backend=backend)
+    results = mh.imap(wrap(workloads.square), recording(), backend=backend)
     assert pulled == []
     assert list(results) == [x * x for x in range(10)]
 
 
-def test_breaking_out_of_imap_stops_the_work(backend: str) -> None:
+def test_breaking_out_of_imap_stops_the_work(backend: str, wrap: Wrap) -> None:
     seen = []
-    for result in mh.imap(workloads.square, range(100_000), backend=backend):
+    for result in mh.imap(wrap(workloads.square), range(100_000), backend=backend):
         seen.append(result)
         if len(seen) == 10:
             break
@@ -103,46 +108,46 @@ def test_breaking_out_of_imap_stops_the_work(backend: str) -> None:
     # The leak check (conftest) asserts that every worker is gone.
 
 
-def test_an_exception_in_the_consumer_stops_the_work(backend: str) -> None:
+def test_an_exception_in_the_consumer_stops_the_work(backend: str, wrap: Wrap) -> None:
     with pytest.raises(RuntimeError, match="consumer failed"):
-        for result in mh.imap(workloads.square, range(100_000), backend=backend):
+        for result in mh.imap(wrap(workloads.square), range(100_000), backend=backend):
             if result > 100:
                 raise RuntimeError("consumer failed")
 
 
-def test_an_exception_from_the_input_propagates(backend: str) -> None:
+def test_an_exception_from_the_input_propagates(backend: str, wrap: Wrap) -> None:
     def broken() -> Iterator[int]:
         yield 1
         yield 2
         raise OSError("input file vanished")
 
     with pytest.raises(OSError, match="input file vanished"):
-        mh.map(workloads.square, broken(), backend=backend)
+        mh.map(wrap(workloads.square), broken(), backend=backend)
 
 
-def test_user_exception_type_is_kept_with_a_note_naming_the_item(backend: str) -> None:
+def test_user_exception_type_is_kept_with_a_note_naming_the_item(backend: str, wrap: Wrap) -> None:
     with pytest.raises(ValueError, match="item 5 is bad") as caught:
-        mh.map(workloads.fail_on({5}), range(20), backend=backend)
+        mh.map(wrap(workloads.fail_on({5})), range(20), backend=backend)
     notes = getattr(caught.value, "__notes__", [])
     assert any("item 5" in note for note in notes), notes
 
 
-def test_lowest_failing_index_is_raised_in_ordered_mode(backend: str) -> None:
+def test_lowest_failing_index_is_raised_in_ordered_mode(backend: str, wrap: Wrap) -> None:
     with pytest.raises(ValueError, match="item 3 is bad"):
-        mh.map(workloads.fail_on({3, 70, 150}), range(200), backend=backend)
+        mh.map(wrap(workloads.fail_on({3, 70, 150})), range(200), backend=backend)
 
 
-def test_imap_delivers_results_before_the_failing_item(backend: str) -> None:
+def test_imap_delivers_results_before_the_failing_item(backend: str, wrap: Wrap) -> None:
     got = []
     with pytest.raises(KeyError):
-        for result in mh.imap(workloads.fail_at_5, range(50), backend=backend):
+        for result in mh.imap(wrap(workloads.fail_at_5), range(50), backend=backend):
             got.append(result)
     assert got == [0, 1, 2, 3, 4]
 
 
-def test_unordered_mode_raises_the_user_exception(backend: str) -> None:
+def test_unordered_mode_raises_the_user_exception(backend: str, wrap: Wrap) -> None:
     with pytest.raises(ValueError, match="is bad"):
-        mh.map(workloads.fail_on({10, 20}), range(100), backend=backend, ordered=False)
+        mh.map(wrap(workloads.fail_on({10, 20})), range(100), backend=backend, ordered=False)
 
 
 def test_process_errors_carry_the_worker_traceback() -> None:
@@ -161,16 +166,18 @@ def test_in_process_errors_keep_their_own_traceback() -> None:
     assert "fail_at_5" in frames
 
 
-def test_progress_bar_counts_items(backend: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert mh.map(workloads.square, range(30), backend=backend, progress=True) == [
+def test_progress_bar_counts_items(
+    backend: str, wrap: Wrap, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert mh.map(wrap(workloads.square), range(30), backend=backend, progress=True) == [
         x * x for x in range(30)
     ]
     err = capsys.readouterr().err
     assert "30/30" in err
 
 
-def test_dropping_an_unfinished_imap_cleans_up(backend: str) -> None:
-    results = mh.imap(workloads.square, range(100_000), backend=backend)
+def test_dropping_an_unfinished_imap_cleans_up(backend: str, wrap: Wrap) -> None:
+    results = mh.imap(wrap(workloads.square), range(100_000), backend=backend)
     assert next(results) == 0
     del results
     gc.collect()  # the generator may sit in a reference cycle on other interpreters

@@ -45,6 +45,8 @@ def test_public_surface_is_pinned() -> None:
         "RemoteTraceback",
         "SerializationError",
         "WorkerCrashed",
+        "aimap",
+        "amap",
         "available_cpus",
         "imap",
         "map",

@@ -40,6 +40,11 @@ class Chunker:
         self._seconds_measured = 0.0
         self._bytes_per_item = 0.0
 
+    def retarget(self, *, workers: int, target: float) -> None:
+        """Follow a backend whose worker count or per-chunk target changed."""
+        self._workers = workers
+        self._target = target
+
     @property
     def seconds_per_item(self) -> float | None:
         """The mean measured wall time of one item, or None before any measurement."""

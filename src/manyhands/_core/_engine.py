@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 import queue
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .._errors import RemoteError, RemoteTraceback, add_note, short_repr
@@ -34,7 +34,7 @@ from ._events import Listener
 from ._protocol import Backend
 from ._task import Chunk, ChunkOutcome, ItemError, Job
 
-__all__ = ["execute", "item_exception", "known_length"]
+__all__ = ["Run", "execute", "item_exception", "known_length"]
 
 
 def execute(
@@ -46,74 +46,127 @@ def execute(
     chunksize: int | None,
     listeners: Sequence[Listener] = (),
 ) -> Iterator[list[Any]]:
-    """Run ``job`` over ``items`` on ``backend``; yield the results a chunk's list at a time."""
-    capabilities = backend.capabilities
-    workers = backend.workers
-    # In the caller's thread a second outstanding chunk would only run early; elsewhere three
-    # chunks per worker keep every worker fed while one result waits for its turn in order.
-    window = 1 if capabilities.synchronous else max(4, 3 * workers)
-    total = known_length(items)
-    iterator = iter(items)
-    chunker = Chunker(workers=workers, target=capabilities.chunk_target, fixed=chunksize)
+    """Run ``job`` over ``items`` on ``backend``; yield the results a chunk's list at a time.
+
+    The driver for synchronous callers: it waits for outcomes on a thread-safe queue. The
+    async driver (``_engine_async``) runs the same ``Run`` and waits on the event loop.
+    """
     inbox: queue.SimpleQueue[tuple[Chunk, ChunkOutcome]] = queue.SimpleQueue()
 
     def report(chunk: Chunk, outcome: ChunkOutcome) -> None:
         inbox.put((chunk, outcome))
 
-    outstanding: dict[int, Chunk] = {}
-    arrived: dict[int, tuple[Chunk, ChunkOutcome]] = {}
-    seqs = itertools.count()
-    next_index = 0
-    next_to_yield = 0
-    exhausted = False
-    failed = False
-    for listener in listeners:
-        listener.started(total)
+    run = Run(backend, job, items, ordered=ordered, chunksize=chunksize, listeners=listeners)
     try:
         while True:
-            while not exhausted and not failed and len(outstanding) < window:
-                remaining = None if total is None else total - next_index
-                size = chunker.next_size(remaining)
-                batch = list(itertools.islice(iterator, size))
-                if len(batch) < size:
-                    exhausted = True
-                if not batch:
-                    break
-                chunk = Chunk(
-                    job,
-                    next(seqs),
-                    next_index,
-                    batch,
-                    report,
-                    expected=chunker.expected_seconds(len(batch)),
-                )
-                next_index += len(batch)
-                outstanding[chunk.seq] = chunk
-                backend.submit(chunk)
-            if not outstanding:
+            run.fill(report)
+            if run.finished:
                 return
-            chunk, outcome = inbox.get()
-            chunker.observe(outcome.ran, outcome.busy)
-            if outcome.nbytes:
-                chunker.observe_bytes(len(chunk.items), outcome.nbytes)
-            for listener in listeners:
-                listener.advanced(outcome)
-            if outcome.errors and job.stop_on_error:
-                failed = True
-            if not ordered:
-                del outstanding[chunk.seq]
-                yield from _deliver(chunk, outcome, job)
-                continue
-            arrived[chunk.seq] = (chunk, outcome)
-            while next_to_yield in arrived:
-                chunk, outcome = arrived.pop(next_to_yield)
-                del outstanding[next_to_yield]
-                next_to_yield += 1
-                yield from _deliver(chunk, outcome, job)
+            yield from run.accept(*inbox.get())
     finally:
-        for pending in outstanding.values():
-            pending.cancelled = True
+        run.close()
+
+
+class Run:
+    """One job's way through the engine: which chunk to submit next, which results are due.
+
+    It never waits: a driver calls ``fill`` to submit while there is room, then waits for an
+    outcome its own way and hands it to ``accept``, which yields the result lists now due.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        job: Job,
+        items: Iterable[Any],
+        *,
+        ordered: bool,
+        chunksize: int | None,
+        listeners: Sequence[Listener] = (),
+    ) -> None:
+        self._backend = backend
+        self._job = job
+        self._ordered = ordered
+        self._listeners = listeners
+        self._total = known_length(items)
+        self._iterator = iter(items)
+        self._chunker = Chunker(
+            workers=backend.workers, target=backend.capabilities.chunk_target, fixed=chunksize
+        )
+        self._outstanding: dict[int, Chunk] = {}
+        self._arrived: dict[int, tuple[Chunk, ChunkOutcome]] = {}
+        self._seqs = itertools.count()
+        self._next_index = 0
+        self._next_to_yield = 0
+        self._exhausted = False
+        self._failed = False
+        self._closed = False
         for listener in listeners:
+            listener.started(self._total)
+
+    @property
+    def finished(self) -> bool:
+        """Nothing is outstanding and nothing more will be submitted."""
+        return not self._outstanding
+
+    def fill(self, report: Callable[[Chunk, ChunkOutcome], None]) -> None:
+        """Submit chunks while fewer than the window are outstanding and input remains."""
+        backend = self._backend
+        # Read each time: a composite backend (auto) may change what it runs on mid-job.
+        capabilities = backend.capabilities
+        workers = backend.workers
+        self._chunker.retarget(workers=workers, target=capabilities.chunk_target)
+        # In the caller's thread a second outstanding chunk would only run early; elsewhere
+        # three chunks per worker keep every worker fed while one result waits its turn.
+        window = 1 if capabilities.synchronous else max(4, 3 * workers)
+        while not self._exhausted and not self._failed and len(self._outstanding) < window:
+            remaining = None if self._total is None else self._total - self._next_index
+            size = self._chunker.next_size(remaining)
+            batch = list(itertools.islice(self._iterator, size))
+            if len(batch) < size:
+                self._exhausted = True
+            if not batch:
+                return
+            chunk = Chunk(
+                self._job,
+                next(self._seqs),
+                self._next_index,
+                batch,
+                report,
+                expected=self._chunker.expected_seconds(len(batch)),
+            )
+            self._next_index += len(batch)
+            self._outstanding[chunk.seq] = chunk
+            backend.submit(chunk)
+
+    def accept(self, chunk: Chunk, outcome: ChunkOutcome) -> Iterator[list[Any]]:
+        """Take one outcome; yield the result lists now due, in order when ordered."""
+        self._chunker.observe(outcome.ran, outcome.busy)
+        if outcome.nbytes:
+            self._chunker.observe_bytes(len(chunk.items), outcome.nbytes)
+        for listener in self._listeners:
+            listener.advanced(outcome)
+        if outcome.errors and self._job.stop_on_error:
+            self._failed = True
+        if not self._ordered:
+            del self._outstanding[chunk.seq]
+            yield from _deliver(chunk, outcome, self._job)
+            return
+        self._arrived[chunk.seq] = (chunk, outcome)
+        while self._next_to_yield in self._arrived:
+            chunk, outcome = self._arrived.pop(self._next_to_yield)
+            del self._outstanding[self._next_to_yield]
+            self._next_to_yield += 1
+            yield from _deliver(chunk, outcome, self._job)
+
+    def close(self) -> None:
+        """Cancel what is still outstanding and tell the listeners; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for pending in self._outstanding.values():
+            pending.cancelled = True
+        for listener in self._listeners:
             listener.finished()
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "ItemError",
     "Job",
     "failed_outcome",
+    "item_error",
     "run_chunk",
     "str_or_repr",
 ]
@@ -206,7 +207,7 @@ def run_chunk(
             try:
                 append(fn(item))
             except catch as exc:
-                errors.append(_item_error(len(results), exc))
+                errors.append(item_error(len(results), exc))
                 if stop_on_error:
                     break
                 append(None)
@@ -215,7 +216,7 @@ def run_chunk(
             try:
                 append(fn(*item))
             except catch as exc:
-                errors.append(_item_error(len(results), exc))
+                errors.append(item_error(len(results), exc))
                 if stop_on_error:
                     break
                 append(None)
@@ -224,7 +225,7 @@ def run_chunk(
             try:
                 append(fn(*args, **kwargs))
             except catch as exc:
-                errors.append(_item_error(len(results), exc))
+                errors.append(item_error(len(results), exc))
                 if stop_on_error:
                     break
                 append(None)
@@ -239,10 +240,11 @@ def run_chunk(
 
 def failed_outcome(exc: BaseException, *, worker: str) -> ChunkOutcome:
     """The outcome of a chunk that could not run at all: its first item carries ``exc``."""
-    return ChunkOutcome(results=[], errors=[_item_error(0, exc)], busy=0.0, cpu=0.0, worker=worker)
+    return ChunkOutcome(results=[], errors=[item_error(0, exc)], busy=0.0, cpu=0.0, worker=worker)
 
 
-def _item_error(offset: int, exc: BaseException) -> ItemError:
+def item_error(offset: int, exc: BaseException) -> ItemError:
+    """The ``ItemError`` for ``exc`` raised by the item at ``offset`` of its chunk."""
     # Drop run_chunk's own frame: the traceback should start in the user's function.
     tb = exc.__traceback__
     if tb is not None and tb.tb_next is not None:

@@ -19,6 +19,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "serial": ("manyhands.backends.serial", "SerialBackend"),
     "thread": ("manyhands.backends.thread", "ThreadBackend"),
     "process": ("manyhands.backends.process", "ProcessBackend"),
+    "asyncio": ("manyhands.backends.aio", "AsyncioBackend"),
 }
 
 BACKEND_NAMES: tuple[str, ...] = tuple(_REGISTRY)

@@ -1,0 +1,51 @@
+"""The engine's driver for async callers: the same ``Run``, waiting on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+
+from ._engine import Run
+from ._events import Listener
+from ._protocol import Backend
+from ._task import Chunk, ChunkOutcome, Job
+
+__all__ = ["execute_async"]
+
+
+async def execute_async(
+    backend: Backend,
+    job: Job,
+    items: Iterable[Any],
+    *,
+    ordered: bool,
+    chunksize: int | None,
+    listeners: Sequence[Listener] = (),
+) -> AsyncIterator[list[Any]]:
+    """``execute`` for a coroutine caller: never blocks the loop while waiting for outcomes."""
+    loop = asyncio.get_running_loop()
+    loop_thread = threading.get_ident()
+    inbox: asyncio.Queue[tuple[Chunk, ChunkOutcome]] = asyncio.Queue()
+
+    def report(chunk: Chunk, outcome: ChunkOutcome) -> None:
+        if threading.get_ident() == loop_thread:
+            inbox.put_nowait((chunk, outcome))
+            return
+        # A closed loop raises RuntimeError: the caller went away and wants no more results.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(inbox.put_nowait, (chunk, outcome))
+
+    run = Run(backend, job, items, ordered=ordered, chunksize=chunksize, listeners=listeners)
+    try:
+        while True:
+            run.fill(report)
+            if run.finished:
+                return
+            chunk, outcome = await inbox.get()
+            for results in run.accept(chunk, outcome):
+                yield results
+    finally:
+        run.close()
