@@ -22,7 +22,7 @@ from typing import Any
 
 import manyhands as mh
 
-from workloads import crc, sleep_50ms, spin, square
+from workloads import async_sleep_50ms, crc, sleep_50ms, sleep_200ms, spin, square
 
 CPUS = mh.available_cpus()
 
@@ -30,6 +30,8 @@ CPUS = mh.available_cpus()
 def run_list(tool: str, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
     if tool == "serial loop":
         return [fn(x) for x in items]
+    if tool == "manyhands auto":
+        return mh.map(fn, items)
     if tool == "manyhands process":
         return mh.map(fn, items, backend="process")
     if tool == "manyhands thread":
@@ -70,9 +72,11 @@ def import_for(tool: str) -> None:
         importlib.import_module(tool)
     if tool.startswith("manyhands"):
         backend = tool.split()[1].rstrip(",")
-        importlib.import_module(f"manyhands.backends.{backend}")
+        for module in ("auto", "thread", "process", "serial", "aio"):
+            if backend in ("auto", module):
+                importlib.import_module(f"manyhands.backends.{module}")
         mh.map, mh.imap  # noqa: B018  (resolves the lazy attributes: imports _api, _pool)
-        if backend == "process":
+        if backend in ("process", "auto"):
             importlib.import_module("cloudpickle")
 
 
@@ -113,12 +117,17 @@ def main() -> None:
             fn, items = crc, [os.urandom(1 << 20) for _ in range(200)]
         elif workload == "1,000 x sleep(0.05)":
             fn, items = sleep_50ms, list(range(1000))
+        elif workload == "50 x sleep(0.2), the lecture":
+            fn, items = sleep_200ms, list(range(50))
+        elif workload == "1,000 x async sleep(0.05)":
+            fn, items = async_sleep_50ms, list(range(1000))
         else:
             raise SystemExit(f"unknown workload {workload!r}")
         started = time.perf_counter()
         results = run_list(tool, fn, items)
         elapsed = time.perf_counter() - started
-        expected = [fn(x) for x in items[:3]]
+        is_async = fn is async_sleep_50ms
+        expected = items[:3] if is_async else [fn(x) for x in items[:3]]
     assert results[:3] == expected[:3], (results[:3], expected[:3])
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": elapsed, "rss_mb": rss_mb}))

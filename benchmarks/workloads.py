@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
 
@@ -24,6 +25,17 @@ def crc(data: bytes) -> int:
 
 def sleep_50ms(x: int) -> int:
     time.sleep(0.05)
+    return x
+
+
+def sleep_200ms(x: int) -> int:
+    """The lecture's slow(x), at a fifth of its sleep."""
+    time.sleep(0.2)
+    return x
+
+
+async def async_sleep_50ms(x: int) -> int:
+    await asyncio.sleep(0.05)
     return x
 
 

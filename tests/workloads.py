@@ -107,3 +107,25 @@ def first_fast_then_slow(x: int) -> int:
     if x:
         time.sleep(300)
     return x
+
+
+def sleepy(x: int) -> int:
+    """Waits 20 ms: a stand-in for a network call."""
+    time.sleep(0.02)
+    return x
+
+
+def busy(x: int) -> int:
+    """Pure-Python CPU work for about 30 ms."""
+    deadline = time.thread_time() + 0.03
+    total = 0
+    while time.thread_time() < deadline:
+        total += 1
+    return x
+
+
+async def async_sleepy(x: int) -> int:
+    import asyncio
+
+    await asyncio.sleep(0.001)
+    return x

@@ -21,7 +21,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ._api import aimap, amap, imap, map, starmap
+    from ._api import aimap, amap, explain, imap, map, starmap
+    from ._core._decision import Decision
     from ._errors import (
         ArgumentTypeError,
         ArgumentValueError,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ArgumentTypeError",
     "ArgumentValueError",
+    "Decision",
     "ManyhandsError",
     "Pool",
     "PoolClosedError",
@@ -50,6 +52,7 @@ __all__ = [
     "aimap",
     "amap",
     "available_cpus",
+    "explain",
     "imap",
     "map",
     "starmap",
@@ -58,8 +61,10 @@ __all__ = [
 __version__ = "0.1.0"
 
 _HOME = {
+    "Decision": "_core._decision",
     "aimap": "_api",
     "amap": "_api",
+    "explain": "_api",
     "imap": "_api",
     "map": "_api",
     "starmap": "_api",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._core._decision import Decision
 from ._core._engine import known_length
 from ._core._task import Job
 from ._options import (
@@ -14,11 +17,10 @@ from ._options import (
     check_items,
     check_positive_int,
     default_workers,
-    resolve_auto,
 )
 from ._pool import _flatten, collect, run_chunks
 from ._progress import ProgressBar
-from .backends import create
+from .backends import bind, create
 
 if TYPE_CHECKING:
     import asyncio
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from ._core._protocol import Backend
     from ._core._task import Mode
 
-__all__ = ["aimap", "amap", "imap", "map", "starmap"]
+__all__ = ["aimap", "amap", "explain", "imap", "map", "starmap"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -138,18 +140,21 @@ def _open_backend(
     loop: asyncio.AbstractEventLoop | None = None,
 ) -> Backend:
     """Start the backend for one call; with ``loop``, coroutines run on that (the caller's)."""
-    if kind == "auto":
-        kind = resolve_auto(fn)
-    count = workers or default_workers(kind)
-    total = known_length(items)
-    if total is not None:
-        count = max(1, min(count, total))  # no idle workers for a short input
-    if kind == "asyncio" and loop is not None:
+    coroutine = loop is not None and kind == "auto" and inspect.iscoroutinefunction(fn)
+    if (kind == "asyncio" and loop is not None) or coroutine:
         from .backends.aio import AsyncioBackend
 
-        return AsyncioBackend(workers=count, loop=loop)
+        return AsyncioBackend(workers=_count(items, workers or 1024), loop=loop)
+    if kind == "auto":
+        return create("auto", workers=workers, initializer=None, initargs=(), eager=False)
     # Eager: the workers' start-up overlaps the pickling of the function and first items.
+    count = _count(items, workers or default_workers(kind))
     return create(kind, workers=count, initializer=None, initargs=(), eager=True)
+
+
+def _count(items: Iterable[Any], workers: int) -> int:
+    total = known_length(items)
+    return workers if total is None else max(1, min(workers, total))  # none idle
 
 
 async def amap(
@@ -225,11 +230,13 @@ async def _one_call_async(
 
     backend = _open_backend(fn, items, kind, workers, loop=asyncio.get_running_loop())
     listeners = [ProgressBar.for_function(fn)] if options.progress else []
+    job = Job(fn, mode)
+    target = bind(backend, job, known_length(items))
     finished = False
     try:
         async for results in execute_async(
-            backend,
-            Job(fn, mode),
+            target,
+            job,
             items,
             ordered=options.ordered,
             chunksize=options.chunksize,
@@ -238,7 +245,7 @@ async def _one_call_async(
             yield results
         finished = True
     finally:
-        backend.shutdown(cancel=not finished)
+        backend.shutdown(cancel=not finished)  # a router is shut down with its backend
 
 
 async def _aflatten(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
@@ -250,3 +257,49 @@ async def _aflatten(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def explain(
+    fn: Callable[..., Any],
+    items: Iterable[Any],
+    /,
+    *,
+    backend: str = "auto",
+    workers: int | None = None,
+    ordered: bool = True,
+    chunksize: int | None = None,
+    progress: bool = False,
+) -> Decision:
+    """Where ``map(fn, items, ...)`` would run and why, as a ``Decision`` record.
+
+    Runs the probe that ``backend="auto"`` runs: the first item, in this thread, measured
+    (wall and CPU time, pickled sizes). That item is consumed from an iterator. The record's
+    ``reasons`` say why in sentences; ``evidence`` holds the numbers.
+    """
+    from ._core._decision import Evidence, decide
+    from ._system import available_cpus, gil_enabled
+    from .backends.auto import evidence_from_probe
+
+    function = check_fn(fn)
+    inputs = check_items(items)
+    kind = check_backend(backend)
+    count = check_positive_int("workers", workers, allow_none=True)
+    options = RunOptions.checked(ordered=ordered, chunksize=chunksize, progress=progress)
+    total = known_length(inputs)
+    if kind != "auto":
+        chosen = _count(inputs, count or default_workers(kind))
+        return Decision(kind, chosen, options.chunksize or 1, (f"backend={kind!r} was given",))
+    cpus = available_cpus()
+    if inspect.iscoroutinefunction(function):
+        evidence = Evidence(True, 0.0, 0.0, 0, 0, True, total, cpus, gil_enabled())
+    else:
+        iterator = iter(inputs)
+        try:
+            first = next(iterator)
+        except StopIteration:
+            return Decision("serial", 1, 1, ("there are no items",))
+        evidence, _ = evidence_from_probe(function, first, "map", total, cpus)
+    decision = decide(evidence, workers=count)
+    if options.chunksize is not None:
+        decision = dataclasses.replace(decision, chunksize=options.chunksize)
+    return decision

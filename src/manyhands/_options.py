@@ -15,7 +15,7 @@ from .backends import BACKEND_NAMES
 
 __all__ = ["BACKEND_CHOICES", "RunOptions", "check_fn", "check_items", "default_workers"]
 
-BACKEND_CHOICES: tuple[str, ...] = ("auto", *BACKEND_NAMES)
+BACKEND_CHOICES: tuple[str, ...] = BACKEND_NAMES
 
 
 @dataclass(frozen=True)
@@ -126,15 +126,3 @@ def default_workers(backend: str) -> int:
         # As ThreadPoolExecutor: threads mostly wait, so a few more than CPUs, capped.
         return min(32, cpus + 4)
     return cpus
-
-
-def resolve_auto(fn: Callable[..., Any]) -> str:
-    """The backend that ``backend="auto"`` runs ``fn`` on.
-
-    Interim rule until the measuring decision arrives: coroutine functions on asyncio;
-    otherwise threads, which run any function and any data (nothing is pickled) and overlap
-    every kind of waiting.
-    """
-    import inspect
-
-    return "asyncio" if inspect.iscoroutinefunction(fn) else "thread"

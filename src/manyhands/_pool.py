@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, InvalidStateError
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._core._engine import execute, item_exception
+from ._core._engine import execute, item_exception, known_length
 from ._core._events import Listener
 from ._core._protocol import Backend
 from ._core._task import Chunk, ChunkOutcome, Job
@@ -22,11 +22,10 @@ from ._options import (
     check_items,
     check_positive_int,
     default_workers,
-    resolve_auto,
 )
 from ._progress import ProgressBar
 from ._stats import PoolStatistics, StatisticsRecorder
-from .backends import create
+from .backends import bind, create
 
 if TYPE_CHECKING:
     from ._core._task import Mode
@@ -198,7 +197,8 @@ class Pool(Executor):
     # -- backends ----------------------------------------------------------------------
 
     def _backend_for(self, fn: Callable[..., Any]) -> Backend:
-        return self._backend(self._kind if self._kind != "auto" else resolve_auto(fn))
+        del fn  # auto decides per job, in its router
+        return self._backend(self._kind)
 
     def _backend(self, kind: str) -> Backend:
         with self._lock:
@@ -211,7 +211,7 @@ class Pool(Executor):
             if backend is None:
                 backend = create(
                     kind,
-                    workers=self._workers or default_workers(kind),
+                    workers=self._workers or (None if kind == "auto" else default_workers(kind)),
                     initializer=self._initializer,
                     initargs=self._initargs,
                     eager=True,
@@ -234,14 +234,22 @@ def run_chunks(
     listening = list(listeners)
     if options.progress:
         listening.append(ProgressBar.for_function(fn))
-    return execute(
-        backend,
-        Job(fn, mode),
-        items,
-        ordered=options.ordered,
-        chunksize=options.chunksize,
-        listeners=listening,
-    )
+    job = Job(fn, mode)
+    target = bind(backend, job, known_length(items))
+    finished = False
+    try:
+        yield from execute(
+            target,
+            job,
+            items,
+            ordered=options.ordered,
+            chunksize=options.chunksize,
+            listeners=listening,
+        )
+        finished = True
+    finally:
+        if target is not backend:  # auto's router for this job; the backends behind it stay
+            target.shutdown(cancel=not finished)
 
 
 def collect(chunks: Iterator[list[Any]]) -> list[Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ._core._decision import Decision
 from ._core._task import ChunkOutcome
 
 __all__ = ["ProgressBar"]
@@ -30,6 +31,10 @@ class ProgressBar:
             monitor_interval = 0
 
         self._bar = Bar(total=total, desc=self._description, unit="item", dynamic_ncols=True)
+
+    def decided(self, decision: Decision) -> None:
+        workers = "" if decision.workers is None else f" x{decision.workers}"
+        self._bar.set_description(f"{self._description} [{decision.backend}{workers}]")
 
     def advanced(self, outcome: ChunkOutcome) -> None:
         if outcome.errors:

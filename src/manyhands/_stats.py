@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from ._core._decision import Decision
 from ._core._task import ChunkOutcome
 
 __all__ = ["PoolStatistics", "StatisticsRecorder"]
@@ -27,6 +28,9 @@ class PoolStatistics:
     busy: Mapping[str, float]
     #: Seconds since the Pool was created.
     elapsed: float
+    #: Where each ``map`` of ``backend="auto"`` ran and why, in the order they were made
+    #: (a revision follows the decision it revises).
+    decisions: tuple[Decision, ...] = ()
 
     @property
     def utilisation(self) -> float:
@@ -44,6 +48,7 @@ class StatisticsRecorder:
         self._done = 0
         self._failed = 0
         self._busy: dict[str, float] = {}
+        self._decisions: list[Decision] = []
 
     def used(self, backend: str) -> None:
         with self._lock:
@@ -65,11 +70,16 @@ class StatisticsRecorder:
                 items_failed=self._failed,
                 busy=MappingProxyType(dict(self._busy)),
                 elapsed=time.perf_counter() - self._started,
+                decisions=tuple(self._decisions),
             )
 
     # Listener protocol: the engine tells it about every chunk of a map.
     def started(self, total: int | None) -> None:
         del total
+
+    def decided(self, decision: Decision) -> None:
+        with self._lock:
+            self._decisions.append(decision)
 
     def advanced(self, outcome: ChunkOutcome) -> None:
         self.record(outcome)

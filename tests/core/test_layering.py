@@ -37,6 +37,7 @@ def test_public_surface_is_pinned() -> None:
     assert manyhands.__all__ == [
         "ArgumentTypeError",
         "ArgumentValueError",
+        "Decision",
         "ManyhandsError",
         "Pool",
         "PoolClosedError",
@@ -48,6 +49,7 @@ def test_public_surface_is_pinned() -> None:
         "aimap",
         "amap",
         "available_cpus",
+        "explain",
         "imap",
         "map",
         "starmap",

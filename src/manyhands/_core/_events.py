@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ._decision import Decision
 from ._task import ChunkOutcome
 
 __all__ = ["Listener"]
@@ -14,6 +15,9 @@ class Listener(Protocol):
 
     def started(self, total: int | None) -> None:
         """The job begins; ``total`` is the number of items when the input has a length."""
+
+    def decided(self, decision: Decision) -> None:
+        """The backend chose where the job runs (``backend="auto"``), or revised it."""
 
     def advanced(self, outcome: ChunkOutcome) -> None:
         """A chunk finished (``outcome.ran`` items, ``len(outcome.errors)`` of them failed)."""

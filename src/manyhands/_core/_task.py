@@ -180,6 +180,16 @@ class Chunk:
         """Hand the outcome to whoever waits for this chunk (the engine or a Future)."""
         self._report(self, outcome)
 
+    def observe(self, callback: Callable[[Chunk, ChunkOutcome], None]) -> None:
+        """Call ``callback`` with the outcome just before it is handed on (a router's hook)."""
+        report = self._report
+
+        def observed(chunk: Chunk, outcome: ChunkOutcome) -> None:
+            callback(chunk, outcome)
+            report(chunk, outcome)
+
+        self._report = observed
+
 
 def run_chunk(
     fn: Callable[..., Any],

@@ -12,10 +12,11 @@ if TYPE_CHECKING:
 
     from .._core._protocol import Backend
 
-__all__ = ["BACKEND_NAMES", "create"]
+__all__ = ["BACKEND_NAMES", "bind", "create"]
 
-#: name -> (module, class). "auto" is not a backend: it is a decision that names one of these.
+#: name -> (module, class). "auto" is a router over the others: it measures and chooses.
 _REGISTRY: dict[str, tuple[str, str]] = {
+    "auto": ("manyhands.backends.auto", "AutoBackend"),
     "serial": ("manyhands.backends.serial", "SerialBackend"),
     "thread": ("manyhands.backends.thread", "ThreadBackend"),
     "process": ("manyhands.backends.process", "ProcessBackend"),
@@ -25,15 +26,24 @@ _REGISTRY: dict[str, tuple[str, str]] = {
 BACKEND_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
+def bind(backend: Backend, job: Any, total: int | None) -> Backend:
+    """The backend ``job`` runs on: ``backend`` itself, or its router for that job (auto)."""
+    binder = getattr(backend, "bind", None)
+    return backend if binder is None else binder(job, total)
+
+
 def create(
     name: str,
     *,
-    workers: int,
+    workers: int | None,
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     eager: bool,
 ) -> Backend:
-    """Start the backend called ``name``; ``eager`` starts every worker now, else on demand."""
+    """Start the backend called ``name``; ``eager`` starts every worker now, else on demand.
+
+    ``workers`` may be None only for ``"auto"``, which then chooses per job.
+    """
     module_name, class_name = _REGISTRY[name]
     cls = getattr(importlib.import_module(module_name), class_name)
     backend: Backend = cls(workers=workers, initializer=initializer, initargs=initargs, eager=eager)

@@ -1,0 +1,463 @@
+"""backend="auto": measure the first item of a job, choose where the rest runs, say why.
+
+    engine ──submit──> Router (one per job) ──> the chosen backend (thread, process, serial,
+                         │                      asyncio), shared by all jobs of an AutoBackend
+                         ├ first chunk: the probe, run on a thread and measured
+                         ├ later chunks: held until the decision, then forwarded
+                         ├ waiting work: forwarded under an adaptive concurrency limit
+                         └ every outcome observed: the decision may be revised once
+
+The decision is made when the probe item finishes, or, if it is still running after
+``PROBE_WINDOW`` seconds, from its thread's CPU clock so far: a long waiting call is recognised
+in milliseconds, not when it returns. No item runs twice: the probe's result is the job's first
+result. ``decide`` (``_core/_decision.py``) holds the rules; this module gathers the evidence and
+applies the decision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import pickle
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._core._concurrency import ConcurrencyController
+from .._core._decision import IO_THREAD_CAP, Decision, Evidence, decide
+from .._core._protocol import Backend, Capabilities
+from .._core._task import Chunk, ChunkOutcome, Job, failed_outcome
+from .._system import available_cpus, gil_enabled
+from . import create
+
+if TYPE_CHECKING:
+    from .._core._task import Mode
+
+__all__ = ["AutoBackend", "evidence_from_probe"]
+
+log = logging.getLogger("manyhands")
+
+#: Seconds a still-running probe is watched before deciding from its CPU clock.
+PROBE_WINDOW = 0.01
+#: Threads that waiting work starts with before the controller adapts their number.
+IO_START = 8
+#: Seconds of work observed after a decision before it may be revised.
+REVISE_AFTER = 0.5
+#: Workers the engine is told of while the probe runs: its window (3x this) of single items
+#: is held, so waiting work, once recognised, starts with a backlog to ramp up on.
+PROBING_WORKERS = 64
+
+_PROBING = Capabilities(synchronous=False, pickles=False, chunk_target=0.005)
+
+
+class AutoBackend:
+    """Backends shared by every job of a call or a Pool, created when a decision needs them."""
+
+    name = "auto"
+    capabilities = _PROBING
+
+    def __init__(
+        self,
+        *,
+        workers: int | None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        eager: bool = False,
+    ) -> None:
+        del eager  # nothing is known to start before the first decision
+        self.user_workers = workers
+        self.cpus = available_cpus()
+        self._initializer = initializer
+        self._initargs = initargs
+        self._lock = threading.Lock()
+        self._delegates: dict[str, Backend] = {}
+        self._routers: list[Router] = []
+        self.decisions: list[Decision] = []
+
+    @property
+    def workers(self) -> int:
+        return self.user_workers or max(4, self.cpus)
+
+    def bind(self, job: Job, total: int | None) -> Router:
+        """The backend one job runs on: a router that decides for that job."""
+        router = Router(self, job, total)
+        with self._lock:
+            self._routers.append(router)
+        return router
+
+    def submit(self, chunk: Chunk) -> None:
+        """A lone call (``Pool.submit``): coroutines on asyncio, anything else on threads."""
+        kind = "asyncio" if inspect.iscoroutinefunction(chunk.job.fn) else "thread"
+        self.delegate(kind, self.user_workers).submit(chunk)
+
+    def delegate(self, kind: str, workers: int | None) -> Backend:
+        with self._lock:
+            backend = self._delegates.get(kind)
+            if backend is None:
+                backend = create(
+                    kind,
+                    workers=workers or self.user_workers or self._default(kind),
+                    initializer=self._initializer,
+                    initargs=self._initargs,
+                    eager=kind == "process",
+                )
+                self._delegates[kind] = backend
+            return backend
+
+    def _default(self, kind: str) -> int:
+        from .._options import default_workers
+
+        return IO_THREAD_CAP if kind == "thread" else default_workers(kind)
+
+    def record(self, decision: Decision) -> None:
+        with self._lock:
+            self.decisions.append(decision)
+        log.debug("manyhands auto decision: %s", decision)
+
+    def shutdown(self, *, cancel: bool) -> None:
+        with self._lock:
+            routers, self._routers = self._routers, []
+            delegates = list(self._delegates.values())
+        for router in routers:
+            router.shutdown(cancel=cancel)
+        for backend in delegates:
+            backend.shutdown(cancel=cancel)
+
+
+class Router:
+    """The backend one job sees under auto: probes, holds, decides, forwards, revises."""
+
+    name = "auto"
+
+    def __init__(self, hub: AutoBackend, job: Job, total: int | None) -> None:
+        self._hub = hub
+        self._job = job
+        self._total = total
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._held: deque[Chunk] = deque()
+        self._route: Backend | None = None
+        self.decision: Decision | None = None
+        self._probe_started: float | None = None
+        self._probe_thread: int | None = None
+        self._probe_cpu0 = 0.0
+        self._item_bytes: int | None = None
+        self._in_flight = 0
+        self._controller: ConcurrencyController | None = None
+        self._ticker: threading.Thread | None = None
+        self._closing = False
+        # Since the decision: items done, their wall and CPU seconds, and when it was made.
+        self._done = 0
+        self._busy = 0.0
+        self._cpu = 0.0
+        self._latency_items = 0
+        self._latency_busy = 0.0
+        self._decided_at = 0.0
+        self._revisable = True
+        if inspect.iscoroutinefunction(job.fn):
+            self._apply(decide(self._evidence(0.0, 0.0, None, complete=True, coroutine=True)))
+
+    # -- the Backend protocol ----------------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities:
+        route = self._route
+        return _PROBING if route is None else route.capabilities
+
+    @property
+    def workers(self) -> int:
+        decision = self.decision
+        if decision is None:
+            return self._hub.user_workers or PROBING_WORKERS
+        if decision.workers is None:  # adaptive threads
+            return self._controller.cap if self._controller else IO_THREAD_CAP
+        return decision.workers
+
+    def submit(self, chunk: Chunk) -> None:
+        chunk.observe(self._completed)
+        with self._lock:
+            if self._closing:
+                chunk.cancel()
+                return
+            if self.decision is not None:
+                ready = self._admit_locked(chunk)
+            elif self._probe_started is None and self._ticker is None:
+                self._start_probe_locked(chunk)
+                ready = [chunk]
+            else:
+                self._held.append(chunk)
+                ready = []
+            route = self._route or self._hub.delegate("thread", self._hub.user_workers)
+        # Outside the lock: a serial route runs the chunk right here, and reports back in.
+        for item in ready:
+            route.submit(item)
+
+    def shutdown(self, *, cancel: bool) -> None:
+        """End this job's routing: drop held chunks, stop the ticker. Delegates stay."""
+        with self._lock:
+            self._closing = True
+            held, self._held = list(self._held), deque()
+            ticker = self._ticker
+            self._wake.notify_all()
+        for chunk in held:
+            chunk.cancel()
+        if ticker is not None and ticker is not threading.current_thread():
+            ticker.join()
+        del cancel
+
+    # -- probing -----------------------------------------------------------------------
+
+    def _start_probe_locked(self, chunk: Chunk) -> None:
+        self._item_bytes = _pickled_size(chunk.items[0]) if chunk.items else 0
+        claim = chunk.on_claim
+
+        def claimed() -> bool:
+            if claim is not None and not claim():
+                return False
+            with self._lock:
+                self._probe_started = time.perf_counter()
+                self._probe_thread = threading.get_ident()
+                self._probe_cpu0 = time.thread_time()
+                self._wake.notify_all()
+            return True
+
+        chunk.on_claim = claimed
+        self._ticker = threading.Thread(target=self._tick_loop, name="manyhands-auto", daemon=True)
+        self._ticker.start()
+
+    def _tick_loop(self) -> None:
+        """Decide early for a long probe; then tick the concurrency controller, if any."""
+        with self._lock:
+            while not self._closing and self.decision is None:
+                started = self._probe_started
+                if started is None:
+                    self._wake.wait()
+                    continue
+                remaining = started + PROBE_WINDOW - time.perf_counter()
+                if remaining > 0:
+                    self._wake.wait(remaining)
+                    continue
+                evidence = self._running_probe_evidence_locked(started)
+                ready = self._decide_locked(decide(evidence, workers=self._hub.user_workers))
+                self._lock.release()
+                try:
+                    self._forward(ready)
+                finally:
+                    self._lock.acquire()
+            next_tick = time.perf_counter()
+            while not self._closing and self._controller is not None:
+                # Only a backlog can use a higher limit: without one, sleep until there is.
+                if not self._held:
+                    self._wake.wait()
+                    continue
+                remaining = next_tick - time.perf_counter()
+                if remaining > 0:
+                    self._wake.wait(remaining)
+                    continue
+                next_tick = time.perf_counter() + self._controller.interval
+                ready = self._tick_locked()
+                self._lock.release()
+                try:
+                    self._forward(ready)
+                finally:
+                    self._lock.acquire()
+
+    def _running_probe_evidence_locked(self, started: float) -> Evidence:
+        wall = time.perf_counter() - started
+        cpu = _thread_cpu(self._probe_thread)
+        cpu_used = (cpu - self._probe_cpu0) if cpu is not None else min(wall, time.process_time())
+        return self._evidence(wall, max(0.0, cpu_used), None, complete=False)
+
+    def _evidence(
+        self,
+        wall: float,
+        cpu: float,
+        result_bytes: int | None,
+        *,
+        complete: bool,
+        coroutine: bool = False,
+    ) -> Evidence:
+        return Evidence(
+            coroutine=coroutine,
+            seconds_per_item=wall,
+            cpu_per_item=min(cpu, wall) if wall > 0 else cpu,
+            item_bytes=self._item_bytes,
+            result_bytes=result_bytes,
+            function_picklable=_pickled_size(self._job.fn) is not None,
+            items=self._total,
+            cpus=self._hub.cpus,
+            gil_enabled=gil_enabled(),
+            complete=complete,
+        )
+
+    # -- deciding and forwarding ---------------------------------------------------------
+
+    def _apply(self, decision: Decision) -> list[Chunk]:
+        with self._lock:
+            return self._decide_locked(decision)
+
+    def _decide_locked(self, decision: Decision) -> list[Chunk]:
+        """Adopt ``decision``; return the held chunks that may go to it now."""
+        self.decision = decision
+        self._hub.record(decision)
+        self._route = self._hub.delegate(decision.backend, decision.workers)
+        self._controller = None
+        if decision.backend == "thread" and decision.workers is None:
+            self._controller = ConcurrencyController(start=IO_START, cap=IO_THREAD_CAP)
+            if self._ticker is None:
+                self._ticker = threading.Thread(
+                    target=self._tick_loop, name="manyhands-auto", daemon=True
+                )
+                self._ticker.start()
+        self._decided_at = time.perf_counter()
+        self._done = 0
+        self._busy = self._cpu = 0.0
+        self._wake.notify_all()
+        return self._release_locked()
+
+    def _admit_locked(self, chunk: Chunk) -> list[Chunk]:
+        self._held.append(chunk)
+        ready = self._release_locked()
+        if self._held:
+            self._wake.notify_all()  # a backlog: the controller's ticks matter again
+        return ready
+
+    def _release_locked(self) -> list[Chunk]:
+        limit = self._controller.limit if self._controller is not None else None
+        ready = []
+        while self._held and (limit is None or self._in_flight < limit):
+            ready.append(self._held.popleft())
+            self._in_flight += 1
+        return ready
+
+    def _forward(self, chunks: list[Chunk]) -> None:
+        """Send chunks on from a thread other than the engine's: a failure fails the chunk."""
+        route = self._route
+        for chunk in chunks:
+            try:
+                assert route is not None
+                route.submit(chunk)
+            except Exception as exc:  # e.g. an item that cannot be pickled for processes
+                chunk.complete(failed_outcome(exc, worker="auto"))
+
+    def _completed(self, chunk: Chunk, outcome: ChunkOutcome) -> None:
+        """Every outcome passes here (in the thread that reports it) before the engine."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+            items = outcome.ran
+            self._done += items
+            self._busy += outcome.busy
+            self._cpu += outcome.cpu
+            self._latency_items += items
+            self._latency_busy += outcome.busy
+            ready: list[Chunk] = []
+            if self.decision is None:
+                result_bytes = _pickled_size(outcome.results[0]) if outcome.results else 0
+                wall = outcome.busy / max(items, 1)
+                evidence = self._evidence(
+                    wall, outcome.cpu / max(items, 1), result_bytes, complete=True
+                )
+                ready = self._decide_locked(decide(evidence, workers=self._hub.user_workers))
+            elif self._revisable:
+                ready = self._maybe_revise_locked()
+            if not ready:
+                ready = self._release_locked()
+        self._forward(ready)
+
+    def _maybe_revise_locked(self) -> list[Chunk]:
+        """Revise once, when the work since the decision looks different from the probe."""
+        decision = self.decision
+        assert decision is not None
+        elapsed = time.perf_counter() - self._decided_at
+        if self._done == 0 or elapsed < REVISE_AFTER or decision.backend in ("asyncio", "process"):
+            return []
+        self._revisable = False
+        per_item_cpu = self._cpu / self._done
+        if decision.backend == "thread":
+            # Threads were chosen for waiting work; a GIL-bound process says otherwise.
+            if self._cpu / elapsed < 0.8:
+                return []
+            wall = per_item_cpu  # CPU-bound: wall time would be the CPU time, uncontended
+        else:
+            wall = self._busy / self._done
+        remaining = None if self._total is None else max(0, self._total - self._done)
+        evidence = Evidence(
+            coroutine=False,
+            seconds_per_item=wall,
+            cpu_per_item=min(per_item_cpu, wall),
+            item_bytes=self._item_bytes,
+            result_bytes=None if self._item_bytes is None else 0,
+            function_picklable=_pickled_size(self._job.fn) is not None,
+            items=remaining,
+            cpus=self._hub.cpus,
+            gil_enabled=gil_enabled(),
+        )
+        revised = decide(evidence, workers=self._hub.user_workers, revised=True)
+        if revised.backend == decision.backend:
+            return []
+        return self._decide_locked(revised)
+
+    def _tick_locked(self) -> list[Chunk]:
+        controller = self._controller
+        assert controller is not None
+        latency = None
+        if self._latency_items:
+            latency = self._latency_busy / self._latency_items
+            self._latency_items = 0
+            self._latency_busy = 0.0
+        controller.tick(
+            now=time.perf_counter(),
+            completed=self._done,
+            cpu_seconds=time.process_time(),
+            latency=latency,
+            backlog=bool(self._held),
+        )
+        return self._release_locked()
+
+
+def evidence_from_probe(
+    fn: Callable[..., Any], item: Any, mode: Mode, total: int | None, cpus: int
+) -> tuple[Evidence, Any]:
+    """Run ``fn`` on ``item`` here, measured: the evidence ``explain`` decides from."""
+    from .._core._task import run_chunk
+
+    outcome = run_chunk(fn, mode, [item], stop_on_error=True, catch=Exception, worker="probe")
+    if outcome.errors:
+        error = outcome.errors[0].exception
+        assert error is not None
+        raise error
+    result = outcome.results[0]
+    evidence = Evidence(
+        coroutine=False,
+        seconds_per_item=outcome.busy,
+        cpu_per_item=min(outcome.cpu, outcome.busy),
+        item_bytes=_pickled_size(item),
+        result_bytes=_pickled_size(result),
+        function_picklable=_pickled_size(fn) is not None,
+        items=total,
+        cpus=cpus,
+        gil_enabled=gil_enabled(),
+    )
+    return evidence, result
+
+
+def _pickled_size(value: object) -> int | None:
+    """Bytes ``value`` takes pickled as processes would receive it; None if it cannot be."""
+    import cloudpickle
+
+    try:
+        return len(cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:
+        return None
+
+
+def _thread_cpu(ident: int | None) -> float | None:
+    """CPU seconds used so far by thread ``ident``, where the platform can tell (POSIX)."""
+    if ident is None or not hasattr(time, "pthread_getcpuclockid"):
+        return None
+    with contextlib.suppress(OSError, ValueError, OverflowError):
+        return time.clock_gettime(time.pthread_getcpuclockid(ident))
+    return None

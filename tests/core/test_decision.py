@@ -1,0 +1,115 @@
+"""The auto decision: each rule of ``decide`` on evidence built by hand."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from manyhands._core._decision import Decision, Evidence, decide
+
+BASE = Evidence(
+    coroutine=False,
+    seconds_per_item=0.05,
+    cpu_per_item=0.0005,
+    item_bytes=20,
+    result_bytes=20,
+    function_picklable=True,
+    items=1000,
+    cpus=4,
+    gil_enabled=True,
+)
+
+
+def evidence(**changes: Any) -> Evidence:
+    return dataclasses.replace(BASE, **changes)
+
+
+def test_coroutines_go_to_asyncio() -> None:
+    decision = decide(evidence(coroutine=True))
+    assert decision.backend == "asyncio"
+    assert "coroutine" in decision.reasons[0]
+
+
+def test_tiny_items_stay_in_the_callers_thread() -> None:
+    decision = decide(evidence(seconds_per_item=1e-6, cpu_per_item=1e-6, items=200_000))
+    assert decision.backend == "serial"
+    assert "1.0 us" in decision.reasons[0]
+    assert decision.chunksize == 8192
+
+
+def test_waiting_work_goes_to_adaptive_threads() -> None:
+    decision = decide(evidence())
+    assert decision.backend == "thread"
+    assert decision.workers is None  # adaptive
+    assert "waits 99%" in decision.reasons[0]
+
+
+def test_explicit_workers_win() -> None:
+    assert decide(evidence(), workers=7).workers == 7
+    cpu_bound = evidence(cpu_per_item=0.05)
+    assert decide(cpu_bound, workers=3) == dataclasses.replace(decide(cpu_bound, workers=3))
+    assert decide(cpu_bound, workers=3).workers == 3
+
+
+def test_cpu_bound_work_goes_to_processes() -> None:
+    decision = decide(evidence(cpu_per_item=0.049))
+    assert decision.backend == "process"
+    assert decision.workers == 4
+    assert any("CPU-bound" in reason for reason in decision.reasons)
+
+
+def test_never_more_processes_than_items() -> None:
+    assert decide(evidence(cpu_per_item=0.25, seconds_per_item=0.25, items=3)).workers == 3
+
+
+def test_too_little_cpu_work_stays_serial() -> None:
+    decision = decide(evidence(cpu_per_item=0.001, seconds_per_item=0.001, items=20))
+    assert decision.backend == "serial"
+    assert "processes would take" in decision.reasons[-1]
+
+
+def test_shipping_large_items_costs_more_than_it_saves() -> None:
+    decision = decide(
+        evidence(seconds_per_item=1e-4, cpu_per_item=1e-4, item_bytes=1 << 20, items=200)
+    )
+    assert decision.backend == "serial"
+
+
+def test_free_threaded_python_uses_threads_for_cpu_work() -> None:
+    decision = decide(evidence(cpu_per_item=0.05, gil_enabled=False))
+    assert decision.backend == "thread"
+    assert decision.workers == 4
+    assert "GIL disabled" in decision.reasons[-1]
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"function_picklable": False}, "the function cannot be pickled"),
+        ({"item_bytes": None}, "the items cannot be pickled"),
+        ({"cpus": 1}, "one CPU"),
+    ],
+)
+def test_when_processes_are_out_cpu_work_stays_serial(changes: dict[str, Any], words: str) -> None:
+    decision = decide(evidence(cpu_per_item=0.05, **changes))
+    assert decision.backend == "serial"
+    assert words in decision.reasons[-1]
+
+
+def test_a_long_running_cpu_probe_bets_on_processes() -> None:
+    still_running = evidence(seconds_per_item=0.01, cpu_per_item=0.01, items=8, complete=False)
+    assert decide(still_running).backend == "process"
+    assert decide(dataclasses.replace(still_running, items=2)).backend == "serial"
+
+
+def test_decision_is_a_frozen_readable_record() -> None:
+    decision = decide(evidence(cpu_per_item=0.049))
+    assert isinstance(decision, Decision)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.backend = "thread"  # type: ignore[misc]
+    assert decision.evidence["cpu_ratio"] == pytest.approx(0.98)
+    with pytest.raises(TypeError):
+        decision.evidence["cpus"] = 2  # type: ignore[index]
+    assert str(decision).startswith("process (workers: 4")

@@ -1,0 +1,92 @@
+"""backend="auto" on real workloads: the decision records, and that results stay right."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+
+import manyhands as mh
+
+import workloads
+
+
+def test_explain_sleep_bound() -> None:
+    decision = mh.explain(workloads.sleepy, range(100))
+    assert decision.backend == "thread"
+    assert decision.workers is None
+    assert decision.evidence["cpu_ratio"] < 0.5
+
+
+def test_explain_cpu_bound() -> None:
+    decision = mh.explain(workloads.busy, range(50))
+    expected = "process" if mh.available_cpus() > 1 else "serial"
+    assert decision.backend == expected
+    assert decision.evidence["cpu_ratio"] > 0.5
+
+
+def test_explain_trivial() -> None:
+    decision = mh.explain(workloads.square, range(100_000))
+    assert decision.backend == "serial"
+
+
+def test_explain_async() -> None:
+    assert mh.explain(workloads.async_sleepy, range(10)).backend == "asyncio"
+
+
+def test_explain_respects_given_options() -> None:
+    decision = mh.explain(workloads.square, range(10), backend="process", workers=3)
+    assert (decision.backend, decision.workers) == ("process", 3)
+    assert mh.explain(workloads.sleepy, range(10), workers=5, chunksize=2).chunksize == 2
+
+
+def test_explain_on_empty_input() -> None:
+    assert mh.explain(workloads.square, []).backend == "serial"
+
+
+def test_explain_raises_the_probe_items_error() -> None:
+    with pytest.raises(KeyError):
+        mh.explain(workloads.fail_at_5, [5])
+
+
+@pytest.mark.parametrize(
+    ("fn", "expected", "backend"),
+    [
+        (workloads.sleepy, lambda x: x, "thread"),
+        (workloads.square, lambda x: x * x, "serial"),
+        (workloads.async_sleepy, lambda x: x, "asyncio"),
+    ],
+)
+def test_real_runs_record_their_decision(
+    fn: Callable[[int], int], expected: Callable[[int], int], backend: str
+) -> None:
+    items = range(50_000) if backend == "serial" else range(40)
+    with mh.Pool() as pool:
+        assert pool.map(fn, items) == [expected(x) for x in items]
+        decisions = pool.statistics().decisions
+    assert [decision.backend for decision in decisions] == [backend]
+
+
+def test_cpu_bound_run_goes_to_processes_and_stays_correct() -> None:
+    with mh.Pool() as pool:
+        assert pool.map(workloads.busy, range(12)) == list(range(12))
+        decisions = pool.statistics().decisions
+    expected = "process" if mh.available_cpus() > 1 else "serial"
+    assert decisions[0].backend == expected
+
+
+def test_decision_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="manyhands"):
+        mh.map(workloads.sleepy, range(10))
+    assert any("auto decision: thread" in record.getMessage() for record in caplog.records)
+
+
+def test_progress_bar_shows_the_decision(capsys: pytest.CaptureFixture[str]) -> None:
+    mh.map(workloads.sleepy, range(10), progress=True)
+    assert "sleepy [thread]" in capsys.readouterr().err
+
+
+def test_auto_with_failures_raises_the_users_exception() -> None:
+    with pytest.raises(ValueError, match="item 30 is bad"):
+        mh.map(workloads.fail_on({30}), range(100))
