@@ -59,8 +59,13 @@ def part_one(scale: float) -> None:
         with multiprocessing.Pool() as pool:
             return pool.starmap(slow, [(n, seconds) for n in tasks])
 
+    decisions: list[mh.Decision] = []
+
     def manyhands_default() -> list[int]:
-        return mh.map(partial(slow, seconds=seconds), tasks)
+        with mh.Pool() as pool:  # mh.map(...) exactly, plus the record of its decision
+            results = pool.map(partial(slow, seconds=seconds), tasks)
+            decisions.extend(pool.statistics().decisions)
+        return results
 
     def manyhands_wide() -> list[int]:
         return mh.map(partial(slow, seconds=seconds), tasks, workers=TASKS)
@@ -85,6 +90,8 @@ def part_one(scale: float) -> None:
         "more.\nProcesses overlap it too, but only as many as there are CPUs, and they cost "
         "a start-up."
     )
+    if decisions:
+        print(f"\nmanyhands measured the first call and chose: {decisions[0]}")
 
 
 total = 0

@@ -27,3 +27,4 @@ def test_demo_prints_the_table_and_loses_no_update_through_manyhands() -> None:
     ]:
         assert re.search(re.escape(label) + r".*\d+\.\d\d s\s+\d+\.\dx", out), label
     assert re.search(r"manyhands, no lock:\s+5000 of 5000 \(0 lost\)", out), out
+    assert "chose: thread (workers: adaptive" in out
