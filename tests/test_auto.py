@@ -90,3 +90,22 @@ def test_progress_bar_shows_the_decision(capsys: pytest.CaptureFixture[str]) -> 
 def test_auto_with_failures_raises_the_users_exception() -> None:
     with pytest.raises(ValueError, match="item 30 is bad"):
         mh.map(workloads.fail_on({30}), range(100))
+
+
+@pytest.mark.skipif(mh.available_cpus() < 2, reason="processes need two CPUs to pay")
+def test_a_decision_is_revised_once_when_the_work_changes() -> None:
+    with mh.Pool() as pool:
+        assert pool.map(workloads.fast_first_then_busy, range(80)) == list(range(80))
+        decisions = pool.statistics().decisions
+    # The trivial probe item reads as "run it here" (or, if the machine stalls during its few
+    # microseconds, as waiting work for threads); either way the busy items that follow
+    # must revise the decision, once, to processes.
+    assert decisions[0].backend in ("serial", "thread")
+    assert [(d.backend, d.revised) for d in decisions[1:]] == [("process", True)]
+
+
+def test_explicit_workers_win_under_auto() -> None:
+    with mh.Pool(workers=3) as pool:
+        pool.map(workloads.sleepy, range(12))
+        (decision,) = pool.statistics().decisions
+    assert (decision.backend, decision.workers) == ("thread", 3)

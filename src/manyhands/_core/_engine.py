@@ -101,7 +101,7 @@ class Run:
         self._exhausted = False
         self._failed = False
         self._closed = False
-        self._decision: object = None
+        self._decisions_told = 0
         for listener in listeners:
             listener.started(self._total)
 
@@ -142,11 +142,11 @@ class Run:
 
     def accept(self, chunk: Chunk, outcome: ChunkOutcome) -> Iterator[list[Any]]:
         """Take one outcome; yield the result lists now due, in order when ordered."""
-        decision = getattr(self._backend, "decision", None)  # a router's (auto) choice
-        if decision is not None and decision is not self._decision:
-            self._decision = decision
+        decisions = getattr(self._backend, "decisions", ())  # a router's (auto) choices
+        for decision in decisions[self._decisions_told :]:
             for listener in self._listeners:
                 listener.decided(decision)
+        self._decisions_told = len(decisions)
         self._chunker.observe(outcome.ran, outcome.busy)
         if outcome.nbytes:
             self._chunker.observe_bytes(len(chunk.items), outcome.nbytes)

@@ -140,7 +140,8 @@ class Router:
         self._wake = threading.Condition(self._lock)
         self._held: deque[Chunk] = deque()
         self._route: Backend | None = None
-        self.decision: Decision | None = None
+        #: This job's decisions: the first, and the revision if one was made.
+        self.decisions: list[Decision] = []
         self._probe_started: float | None = None
         self._probe_thread: int | None = None
         self._probe_cpu0 = 0.0
@@ -159,6 +160,11 @@ class Router:
         self._revisable = True
         if inspect.iscoroutinefunction(job.fn):
             self._apply(decide(self._evidence(0.0, 0.0, None, complete=True, coroutine=True)))
+
+    @property
+    def decision(self) -> Decision | None:
+        """The decision in force for this job (None while probing)."""
+        return self.decisions[-1] if self.decisions else None
 
     # -- the Backend protocol ----------------------------------------------------------
 
@@ -301,7 +307,7 @@ class Router:
 
     def _decide_locked(self, decision: Decision) -> list[Chunk]:
         """Adopt ``decision``; return the held chunks that may go to it now."""
-        self.decision = decision
+        self.decisions.append(decision)
         self._hub.record(decision)
         self._route = self._hub.delegate(decision.backend, decision.workers)
         self._controller = None
@@ -335,8 +341,9 @@ class Router:
 
     def _forward(self, chunks: list[Chunk]) -> None:
         """Send chunks on from a thread other than the engine's: a failure fails the chunk."""
-        route = self._route
         for chunk in chunks:
+            # Looked up per chunk: running a serial chunk here may revise the route.
+            route = self._route
             try:
                 assert route is not None
                 route.submit(chunk)
