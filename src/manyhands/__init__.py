@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from ._api import aimap, amap, explain, imap, map, starmap
     from ._core._decision import Decision
+    from ._core._failure import Failure, Retry
     from ._errors import (
         ArgumentTypeError,
         ArgumentValueError,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         RemoteError,
         RemoteTraceback,
         SerializationError,
+        TaskTimeout,
         WorkerCrashed,
     )
     from ._pool import Pool
@@ -41,13 +43,16 @@ __all__ = [
     "ArgumentTypeError",
     "ArgumentValueError",
     "Decision",
+    "Failure",
     "ManyhandsError",
     "Pool",
     "PoolClosedError",
     "PoolStatistics",
     "RemoteError",
     "RemoteTraceback",
+    "Retry",
     "SerializationError",
+    "TaskTimeout",
     "WorkerCrashed",
     "aimap",
     "amap",
@@ -62,6 +67,9 @@ __version__ = "0.1.0"
 
 _HOME = {
     "Decision": "_core._decision",
+    "Failure": "_core._failure",
+    "Retry": "_core._failure",
+    "TaskTimeout": "_errors",
     "aimap": "_api",
     "amap": "_api",
     "explain": "_api",

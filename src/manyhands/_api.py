@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._core._decision import Decision
 from ._core._engine import known_length
-from ._core._task import Job
+from ._core._failure import Retry
 from ._options import (
     RunOptions,
     check_backend,
@@ -44,6 +44,9 @@ def map(
     ordered: bool = True,
     chunksize: int | None = None,
     progress: bool = False,
+    errors: str = "raise",
+    timeout: float | None = None,
+    retries: int | Retry = 0,
 ) -> list[R]:
     """``[fn(item) for item in items]``, in parallel; results in input order.
 
@@ -55,7 +58,21 @@ def map(
     The first item that fails raises its own exception, with a note naming the item; the
     remaining work is cancelled and the workers stopped first.
     """
-    return collect(_prepare(fn, items, "map", backend, workers, ordered, chunksize, progress))
+    return collect(
+        _prepare(
+            fn,
+            items,
+            "map",
+            backend,
+            workers,
+            ordered,
+            chunksize,
+            progress,
+            errors,
+            timeout,
+            retries,
+        )
+    )
 
 
 def imap(
@@ -68,6 +85,9 @@ def imap(
     ordered: bool = True,
     chunksize: int | None = None,
     progress: bool = False,
+    errors: str = "raise",
+    timeout: float | None = None,
+    retries: int | Retry = 0,
 ) -> Iterator[R]:
     """Lazily yield ``fn(item)`` for each item, with the options of ``map``.
 
@@ -75,7 +95,21 @@ def imap(
     and memory stays flat. Closing or dropping the iterator cancels the pending work and
     stops the workers.
     """
-    return _flatten(_prepare(fn, items, "map", backend, workers, ordered, chunksize, progress))
+    return _flatten(
+        _prepare(
+            fn,
+            items,
+            "map",
+            backend,
+            workers,
+            ordered,
+            chunksize,
+            progress,
+            errors,
+            timeout,
+            retries,
+        )
+    )
 
 
 def starmap(
@@ -88,9 +122,26 @@ def starmap(
     ordered: bool = True,
     chunksize: int | None = None,
     progress: bool = False,
+    errors: str = "raise",
+    timeout: float | None = None,
+    retries: int | Retry = 0,
 ) -> list[R]:
     """``[fn(*args) for args in items]``, in parallel, with the options of ``map``."""
-    return collect(_prepare(fn, items, "star", backend, workers, ordered, chunksize, progress))
+    return collect(
+        _prepare(
+            fn,
+            items,
+            "star",
+            backend,
+            workers,
+            ordered,
+            chunksize,
+            progress,
+            errors,
+            timeout,
+            retries,
+        )
+    )
 
 
 def _prepare(
@@ -102,13 +153,24 @@ def _prepare(
     ordered: object,
     chunksize: object,
     progress: object,
+    errors: object,
+    timeout: object,
+    retries: object,
 ) -> Iterator[list[Any]]:
     """Check every argument now, in the caller's frame; start workers only when iterated."""
     function = check_fn(fn)
     inputs = check_items(items)
     kind = check_backend(backend)
     count = check_positive_int("workers", workers, allow_none=True)
-    options = RunOptions.checked(ordered=ordered, chunksize=chunksize, progress=progress)
+    options = RunOptions.checked(
+        ordered=ordered,
+        chunksize=chunksize,
+        progress=progress,
+        errors=errors,
+        timeout=timeout,
+        retries=retries,
+        backend=kind,
+    )
     return _one_call(function, inputs, mode, kind, count, options)
 
 
@@ -167,6 +229,9 @@ async def amap(
     ordered: bool = True,
     chunksize: int | None = None,
     progress: bool = False,
+    errors: str = "raise",
+    timeout: float | None = None,
+    retries: int | Retry = 0,
 ) -> list[Any]:
     """``await manyhands.amap(fn, items)``: ``map`` for async callers; never blocks the loop.
 
@@ -174,7 +239,9 @@ async def amap(
     sessions and connections), ``workers`` coroutines at a time; a plain function runs on
     threads or processes as with ``map``.
     """
-    chunks = _prepare_async(fn, items, "map", backend, workers, ordered, chunksize, progress)
+    chunks = _prepare_async(
+        fn, items, "map", backend, workers, ordered, chunksize, progress, errors, timeout, retries
+    )
     results: list[Any] = []
     async for chunk in chunks:
         results.extend(chunk)
@@ -191,10 +258,25 @@ def aimap(
     ordered: bool = True,
     chunksize: int | None = None,
     progress: bool = False,
+    errors: str = "raise",
+    timeout: float | None = None,
+    retries: int | Retry = 0,
 ) -> AsyncIterator[Any]:
     """``async for result in manyhands.aimap(fn, items)``: lazy ``amap``, as ``imap`` is lazy."""
     return _aflatten(
-        _prepare_async(fn, items, "map", backend, workers, ordered, chunksize, progress)
+        _prepare_async(
+            fn,
+            items,
+            "map",
+            backend,
+            workers,
+            ordered,
+            chunksize,
+            progress,
+            errors,
+            timeout,
+            retries,
+        )
     )
 
 
@@ -207,12 +289,23 @@ def _prepare_async(
     ordered: object,
     chunksize: object,
     progress: object,
+    errors: object,
+    timeout: object,
+    retries: object,
 ) -> AsyncIterator[list[Any]]:
     function = check_fn(fn)
     inputs = check_items(items)
     kind = check_backend(backend)
     count = check_positive_int("workers", workers, allow_none=True)
-    options = RunOptions.checked(ordered=ordered, chunksize=chunksize, progress=progress)
+    options = RunOptions.checked(
+        ordered=ordered,
+        chunksize=chunksize,
+        progress=progress,
+        errors=errors,
+        timeout=timeout,
+        retries=retries,
+        backend=kind,
+    )
     return _one_call_async(function, inputs, mode, kind, count, options)
 
 
@@ -230,7 +323,7 @@ async def _one_call_async(
 
     backend = _open_backend(fn, items, kind, workers, loop=asyncio.get_running_loop())
     listeners = [ProgressBar.for_function(fn)] if options.progress else []
-    job = Job(fn, mode)
+    job = options.job(fn, mode)
     target = bind(backend, job, known_length(items))
     finished = False
     try:
@@ -241,6 +334,7 @@ async def _one_call_async(
             ordered=options.ordered,
             chunksize=options.chunksize,
             listeners=listeners,
+            policy=options.policy,
         ):
             yield results
         finished = True
@@ -269,6 +363,9 @@ def explain(
     ordered: bool = True,
     chunksize: int | None = None,
     progress: bool = False,
+    errors: str = "raise",
+    timeout: float | None = None,
+    retries: int | Retry = 0,
 ) -> Decision:
     """Where ``map(fn, items, ...)`` would run and why, as a ``Decision`` record.
 
@@ -284,7 +381,15 @@ def explain(
     inputs = check_items(items)
     kind = check_backend(backend)
     count = check_positive_int("workers", workers, allow_none=True)
-    options = RunOptions.checked(ordered=ordered, chunksize=chunksize, progress=progress)
+    options = RunOptions.checked(
+        ordered=ordered,
+        chunksize=chunksize,
+        progress=progress,
+        errors=errors,
+        timeout=timeout,
+        retries=retries,
+        backend=kind,
+    )
     total = known_length(inputs)
     if kind != "auto":
         chosen = _count(inputs, count or default_workers(kind))
@@ -299,7 +404,7 @@ def explain(
         except StopIteration:
             return Decision("serial", 1, 1, ("there are no items",))
         evidence, _ = evidence_from_probe(function, first, "map", total, cpus)
-    decision = decide(evidence, workers=count)
+    decision = decide(evidence, workers=count, stoppable=options.policy.timeout is not None)
     if options.chunksize is not None:
         decision = dataclasses.replace(decision, chunksize=options.chunksize)
     return decision

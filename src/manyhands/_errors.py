@@ -6,6 +6,7 @@
      |    +-- ArgumentTypeError            (also TypeError)  an argument of the wrong type
      |    +-- SerializationError           (also TypeError)  a function, item or result that
      |    |                                                   cannot be pickled or unpickled
+     |    +-- TaskTimeout                  (also TimeoutError) an item ran past ``timeout=``
      |    +-- WorkerCrashed                (also RuntimeError) a worker process died mid-item
      |    +-- RemoteError                  (also RuntimeError) a worker's exception that could
      |    |                                                   not travel back to the caller
@@ -34,6 +35,7 @@ __all__ = [
     "RemoteError",
     "RemoteTraceback",
     "SerializationError",
+    "TaskTimeout",
     "WorkerCrashed",
 ]
 
@@ -68,6 +70,21 @@ class SerializationError(ManyhandsError, TypeError):
 
 def _rebuild_serialization_error(message: str, what: str, index: int | None) -> SerializationError:
     return SerializationError(message, what=what, index=index)
+
+
+class TaskTimeout(ManyhandsError, TimeoutError):
+    """An item ran longer than ``timeout=`` and was stopped; ``timeout`` is that limit."""
+
+    def __init__(self, message: str, *, timeout: float) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_task_timeout, (str(self), self.timeout))
+
+
+def _rebuild_task_timeout(message: str, timeout: float) -> TaskTimeout:
+    return TaskTimeout(message, timeout=timeout)
 
 
 class WorkerCrashed(ManyhandsError, RuntimeError):

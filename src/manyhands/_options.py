@@ -7,11 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ._core._engine import DEFAULT_POLICY, Policy
+from ._core._failure import Retry
+from ._core._task import Job
 from ._errors import ArgumentTypeError, ArgumentValueError, short_repr
 from ._system import available_cpus
 from .backends import BACKEND_NAMES
+
+if TYPE_CHECKING:
+    from ._core._task import Mode
 
 __all__ = ["BACKEND_CHOICES", "RunOptions", "check_fn", "check_items", "default_workers"]
 
@@ -25,14 +31,89 @@ class RunOptions:
     ordered: bool = True
     chunksize: int | None = None
     progress: bool = False
+    policy: Policy = DEFAULT_POLICY
 
     @classmethod
-    def checked(cls, *, ordered: object, chunksize: object, progress: object) -> RunOptions:
+    def checked(
+        cls,
+        *,
+        ordered: object,
+        chunksize: object,
+        progress: object,
+        errors: object = "raise",
+        timeout: object = None,
+        retries: object = 0,
+        backend: str = "auto",
+    ) -> RunOptions:
+        size = check_positive_int("chunksize", chunksize, allow_none=True)
+        limit = check_timeout(timeout)
+        if limit is not None and size is not None:
+            raise ArgumentValueError(
+                f"timeout={limit:g} is per item, so items travel one at a time; "
+                f"chunksize={size} cannot apply: drop chunksize="
+            )
+        if limit is not None and backend == "serial":
+            raise ArgumentValueError(
+                f"timeout={limit:g} needs a worker that can be stopped, and backend='serial' "
+                "runs in your own thread: use backend='thread', 'process' or 'asyncio'"
+            )
+        policy = Policy(errors=check_errors(errors), retry=check_retries(retries), timeout=limit)
         return cls(
             ordered=check_bool("ordered", ordered),
-            chunksize=check_positive_int("chunksize", chunksize, allow_none=True),
+            chunksize=size,
             progress=check_bool("progress", progress),
+            policy=policy,
         )
+
+    def job(self, fn: Callable[..., Any], mode: Mode) -> Job:
+        """The job record a map with these options runs."""
+        policy = self.policy
+        timed = policy.errors == "return" or policy.retry is not None
+        return Job(
+            fn,
+            mode,
+            stop_on_error=policy.stop_on_error,
+            timed=timed or policy.timeout is not None,
+            timeout=policy.timeout,
+        )
+
+
+def check_errors(errors: object) -> str:
+    if errors not in ("raise", "return"):
+        raise ArgumentValueError(
+            f"errors={errors!r} is not accepted; use errors='raise' (the first failure raises) "
+            "or errors='return' (each failure takes its item's place as a manyhands.Failure)"
+        )
+    return str(errors)
+
+
+def check_timeout(timeout: object) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise ArgumentTypeError(
+            f"timeout must be seconds (a number > 0) or None, got {short_repr(timeout)} "
+            f"({type(timeout).__name__})"
+        )
+    if not timeout > 0 or timeout == float("inf"):
+        raise ArgumentValueError(
+            f"timeout must be a finite number of seconds > 0, got timeout={timeout!r}; "
+            "use None for no limit"
+        )
+    return float(timeout)
+
+
+def check_retries(retries: object) -> Retry | None:
+    if isinstance(retries, Retry):
+        return retries if retries.attempts > 1 else None
+    if isinstance(retries, bool) or not isinstance(retries, int):
+        raise ArgumentTypeError(
+            f"retries must be a whole number >= 0 or a manyhands.Retry(...), got "
+            f"{short_repr(retries)} ({type(retries).__name__})"
+        )
+    if retries < 0:
+        raise ArgumentValueError(f"retries must be >= 0, got retries={retries} (0: no retry)")
+    return Retry(attempts=retries + 1) if retries else None
 
 
 def check_fn(fn: object, name: str = "fn") -> Callable[..., Any]:

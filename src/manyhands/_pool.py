@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._core._engine import execute, item_exception, known_length
 from ._core._events import Listener
+from ._core._failure import Retry
 from ._core._protocol import Backend
 from ._core._task import Chunk, ChunkOutcome, Job
 from ._errors import PoolClosedError
@@ -81,9 +82,20 @@ class Pool(Executor):
         ordered: bool = True,
         chunksize: int | None = None,
         progress: bool = False,
+        errors: str = "raise",
+        timeout: float | None = None,
+        retries: int | Retry = 0,
     ) -> list[R]:
         """``[fn(item) for item in items]``, run on the pool's workers."""
-        options = RunOptions.checked(ordered=ordered, chunksize=chunksize, progress=progress)
+        options = RunOptions.checked(
+            ordered=ordered,
+            chunksize=chunksize,
+            progress=progress,
+            errors=errors,
+            timeout=timeout,
+            retries=retries,
+            backend=self._kind,
+        )
         return collect(self._chunks(check_fn(fn), check_items(items), "map", options))
 
     def imap(
@@ -95,9 +107,20 @@ class Pool(Executor):
         ordered: bool = True,
         chunksize: int | None = None,
         progress: bool = False,
+        errors: str = "raise",
+        timeout: float | None = None,
+        retries: int | Retry = 0,
     ) -> Iterator[R]:
         """Lazily yield ``fn(item)`` for each item; see ``manyhands.imap``."""
-        options = RunOptions.checked(ordered=ordered, chunksize=chunksize, progress=progress)
+        options = RunOptions.checked(
+            ordered=ordered,
+            chunksize=chunksize,
+            progress=progress,
+            errors=errors,
+            timeout=timeout,
+            retries=retries,
+            backend=self._kind,
+        )
         return _flatten(self._chunks(check_fn(fn), check_items(items), "map", options))
 
     def starmap(
@@ -109,9 +132,20 @@ class Pool(Executor):
         ordered: bool = True,
         chunksize: int | None = None,
         progress: bool = False,
+        errors: str = "raise",
+        timeout: float | None = None,
+        retries: int | Retry = 0,
     ) -> list[R]:
         """``[fn(*args) for args in items]``, run on the pool's workers."""
-        options = RunOptions.checked(ordered=ordered, chunksize=chunksize, progress=progress)
+        options = RunOptions.checked(
+            ordered=ordered,
+            chunksize=chunksize,
+            progress=progress,
+            errors=errors,
+            timeout=timeout,
+            retries=retries,
+            backend=self._kind,
+        )
         return collect(self._chunks(check_fn(fn), check_items(items), "star", options))
 
     def _chunks(
@@ -234,7 +268,7 @@ def run_chunks(
     listening = list(listeners)
     if options.progress:
         listening.append(ProgressBar.for_function(fn))
-    job = Job(fn, mode)
+    job = options.job(fn, mode)
     target = bind(backend, job, known_length(items))
     finished = False
     try:
@@ -245,6 +279,7 @@ def run_chunks(
             ordered=options.ordered,
             chunksize=options.chunksize,
             listeners=listening,
+            policy=options.policy,
         )
         finished = True
     finally:

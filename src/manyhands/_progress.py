@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ._core._decision import Decision
-from ._core._task import ChunkOutcome
 
 __all__ = ["ProgressBar"]
 
@@ -36,11 +35,11 @@ class ProgressBar:
         workers = "" if decision.workers is None else f" x{decision.workers}"
         self._bar.set_description(f"{self._description} [{decision.backend}{workers}]")
 
-    def advanced(self, outcome: ChunkOutcome) -> None:
-        if outcome.errors:
-            self._failed += len(outcome.errors)
+    def advanced(self, *, done: int, failed: int, busy: float, worker: str) -> None:
+        if failed:
+            self._failed += failed
             self._bar.set_postfix(failed=self._failed, refresh=False)
-        self._bar.update(outcome.ran)
+        self._bar.update(done + failed)
 
     def finished(self) -> None:
         if self._bar is not None:

@@ -56,11 +56,11 @@ class StatisticsRecorder:
                 self._backends.append(backend)
 
     def record(self, outcome: ChunkOutcome) -> None:
+        """A ``submit()``ed call finished."""
         failed = len(outcome.errors)
-        with self._lock:
-            self._done += outcome.ran - failed
-            self._failed += failed
-            self._busy[outcome.worker] = self._busy.get(outcome.worker, 0.0) + outcome.busy
+        self.advanced(
+            done=outcome.ran - failed, failed=failed, busy=outcome.busy, worker=outcome.worker
+        )
 
     def snapshot(self) -> PoolStatistics:
         with self._lock:
@@ -81,8 +81,12 @@ class StatisticsRecorder:
         with self._lock:
             self._decisions.append(decision)
 
-    def advanced(self, outcome: ChunkOutcome) -> None:
-        self.record(outcome)
+    def advanced(self, *, done: int, failed: int, busy: float, worker: str) -> None:
+        with self._lock:
+            self._done += done
+            self._failed += failed
+            if worker:
+                self._busy[worker] = self._busy.get(worker, 0.0) + busy
 
     def finished(self) -> None:
         pass

@@ -26,6 +26,7 @@ class ScriptedBackend:
         self.release_at = release_at
         self.order = order
         self.held: list[Chunk] = []
+        self.stopped: list[Chunk] = []
         self.most_outstanding = 0
         self.outstanding = 0
 
@@ -51,6 +52,9 @@ class ScriptedBackend:
                         worker="scripted",
                     )
                 )
+
+    def stop(self, chunk: Chunk) -> None:
+        self.stopped.append(chunk)
 
     def shutdown(self, *, cancel: bool) -> None:
         del cancel
@@ -117,8 +121,11 @@ def test_listeners_see_start_every_chunk_and_the_end() -> None:
         def started(self, total: int | None) -> None:
             events.append(("started", total))
 
-        def advanced(self, outcome: Any) -> None:
-            events.append(("advanced", outcome.ran))
+        def decided(self, decision: Any) -> None:
+            events.append(("decided", decision))
+
+        def advanced(self, *, done: int, failed: int, busy: float, worker: str) -> None:
+            events.append(("advanced", done))
 
         def finished(self) -> None:
             events.append(("finished", None))

@@ -19,6 +19,7 @@ The rules, in order:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -111,8 +112,33 @@ class Decision:
         return head + "".join(f"\n  - {reason}" for reason in self.reasons)
 
 
-def decide(evidence: Evidence, *, workers: int | None = None, revised: bool = False) -> Decision:
-    """The backend for a job that behaves as ``evidence`` says; ``workers`` is the caller's."""
+def decide(
+    evidence: Evidence,
+    *,
+    workers: int | None = None,
+    revised: bool = False,
+    stoppable: bool = False,
+) -> Decision:
+    """The backend for a job that behaves as ``evidence`` says; ``workers`` is the caller's.
+
+    ``stoppable``: items have a deadline, so they must run where they can be stopped, never
+    in the caller's thread; the rules' "serial" becomes threads.
+    """
+    decision = _decide(evidence, workers=workers, revised=revised)
+    if not stoppable or decision.backend != "serial":
+        return decision
+    return dataclasses.replace(
+        decision,
+        backend="thread",
+        workers=workers or evidence.cpus,
+        reasons=(
+            *decision.reasons,
+            "timeout= needs a worker that can be stopped, so threads rather than the caller's",
+        ),
+    )
+
+
+def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decision:
     facts = evidence.as_mapping()
     wall = evidence.seconds_per_item
     cpu = evidence.cpu_per_item

@@ -1,40 +1,72 @@
-"""The engine: drives one job over a backend, lazily, in order, exactly once.
+"""The engine: drives one job over a backend, lazily, in order, each item exactly once.
 
     caller's thread (the engine)                         backend (any threads or processes)
     ----------------------------                         ----------------------------------
-    items ──islice(next_size)──> Chunk(seq, start) ──submit──> run_chunk(fn, items) in a worker
-      ^                                                                 │
-      │ pulls more only while fewer than `window`                       │ chunk.complete(outcome)
-      │ chunks are outstanding (submitted, not yet yielded)             v
-    yield results <── reorder by seq (ordered) <── inbox.get() <── SimpleQueue (thread-safe)
-                      or as they come (unordered)
+    items ──islice(next_size)──> Slot + Chunk ──submit──> run_chunk(fn, items) in a worker
+      ^                          (retries and single                    │
+      │ pulls more only while     items of a crashed     chunk.complete(outcome)
+      │ fewer than `window`       chunk: one-item chunks                │
+      │ slots are undelivered     into the same slot)                   v
+    yield results <── reorder slots by seq <── accept / fire <── inbox.get(timeout=next timer)
+                      (or as they complete)       │
+                                                  └ timers: retry delays, per-item deadlines
 
 Everything that is policy lives here once, for every backend: the bounded window (memory stays
-flat however long the input), chunk sizing (``Chunker``), ordering, the first-error rule, and
-events for listeners. Backends report into a queue that only this thread reads, so the state
-below needs no lock.
+flat however long the input), chunk sizing (``Chunker``), ordering, errors, retries, deadlines,
+crash isolation, and events for listeners. Backends report into a queue that only this thread
+reads, so the state below needs no lock; timers are a heap the driver waits on, not a poll.
 
-Errors (``errors="raise"``): once any item fails, no new chunk is submitted. With ordered
-results, the results before the failing item are still delivered and the error is raised in its
-place; since every earlier item runs to the end, the error raised is that of the lowest failing
-index. Unordered, the first failure to arrive is raised at once. Either way the outstanding
-chunks are cancelled before the exception leaves the generator.
+A *slot* holds one chunk's worth of results. Each item in it becomes final on its own: a
+result, or, after its retries, a failure. A chunk whose worker process died is re-run one item
+at a time, so the item that kills its worker is found and every other item completes.
+
+Errors raise (``errors="raise"``): once an item fails for good, no new slot is started. In
+order, the results before it are still delivered and its exception is raised in its place;
+every earlier item runs to the end, so the error raised is that of the lowest failing index.
+Unordered, the first final failure is raised at once. Either way what is outstanding is
+cancelled before the exception leaves the generator. Errors returned (``errors="return"``):
+the failure takes the item's place as a ``Failure`` record.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import queue
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from .._errors import RemoteError, RemoteTraceback, add_note, short_repr
+from .._errors import RemoteError, RemoteTraceback, TaskTimeout, add_note, short_repr
 from ._chunking import Chunker
 from ._events import Listener
+from ._failure import Failure, Retry
 from ._protocol import Backend
 from ._task import Chunk, ChunkOutcome, ItemError, Job
 
-__all__ = ["Run", "execute", "item_exception", "known_length"]
+__all__ = ["DEFAULT_POLICY", "Policy", "Run", "execute", "item_exception", "known_length"]
+
+Report = Callable[[Chunk, ChunkOutcome], None]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What happens to a failing item: raise or return it, retry it, bound its time."""
+
+    errors: str = "raise"
+    retry: Retry | None = None
+    timeout: float | None = None
+
+    @property
+    def stop_on_error(self) -> bool:
+        """A chunk may stop at its first failure only when that failure is final."""
+        return self.errors == "raise" and self.retry is None
+
+
+#: Raise the first failure, no retry, no deadline (a frozen record: safe to share).
+DEFAULT_POLICY = Policy()
 
 
 def execute(
@@ -45,33 +77,91 @@ def execute(
     ordered: bool,
     chunksize: int | None,
     listeners: Sequence[Listener] = (),
+    policy: Policy = DEFAULT_POLICY,
 ) -> Iterator[list[Any]]:
     """Run ``job`` over ``items`` on ``backend``; yield the results a chunk's list at a time.
 
-    The driver for synchronous callers: it waits for outcomes on a thread-safe queue. The
-    async driver (``_engine_async``) runs the same ``Run`` and waits on the event loop.
+    The driver for synchronous callers: it waits on a thread-safe queue for the next outcome,
+    no longer than until the next timer. The async driver (``_engine_async``) runs the same
+    ``Run`` and waits on the event loop.
     """
     inbox: queue.SimpleQueue[tuple[Chunk, ChunkOutcome]] = queue.SimpleQueue()
 
     def report(chunk: Chunk, outcome: ChunkOutcome) -> None:
         inbox.put((chunk, outcome))
 
-    run = Run(backend, job, items, ordered=ordered, chunksize=chunksize, listeners=listeners)
+    run = Run(
+        backend,
+        job,
+        items,
+        report=report,
+        ordered=ordered,
+        chunksize=chunksize,
+        listeners=listeners,
+        policy=policy,
+    )
     try:
         while True:
-            run.fill(report)
+            run.fill()
             if run.finished:
                 return
-            yield from run.accept(*inbox.get())
+            try:
+                chunk, outcome = inbox.get(timeout=run.next_timer())
+            except queue.Empty:
+                yield from run.fire()
+                continue
+            yield from run.accept(chunk, outcome)
     finally:
         run.close()
+
+
+class _Slot:
+    """The results of one chunk of consecutive items, filled in as each becomes final."""
+
+    __slots__ = ("failure", "items", "open", "results", "seq", "start")
+
+    def __init__(self, seq: int, start: int, items: list[Any]) -> None:
+        self.seq = seq
+        self.start = start
+        self.items = items
+        self.results: list[Any] = [_OPEN] * len(items)
+        self.open = len(items)  # items not final yet
+        #: (offset, exception) of the first final failure when errors raise.
+        self.failure: tuple[int, BaseException] | None = None
+
+    def settle(self, offset: int, value: Any) -> None:
+        if self.results[offset] is _OPEN:
+            self.open -= 1
+        self.results[offset] = value
+
+    def fail(self, offset: int, exception: BaseException) -> None:
+        if self.failure is None or offset < self.failure[0]:
+            self.failure = (offset, exception)
+
+    @property
+    def ready(self) -> bool:
+        if self.open == 0:
+            return True
+        if self.failure is None:
+            return False
+        # Raising: due once everything before the failure is final.
+        return _OPEN not in self.results[: self.failure[0]]
+
+
+class _Open:
+    def __repr__(self) -> str:
+        return "<open>"
+
+
+_OPEN = _Open()
 
 
 class Run:
     """One job's way through the engine: which chunk to submit next, which results are due.
 
-    It never waits: a driver calls ``fill`` to submit while there is room, then waits for an
-    outcome its own way and hands it to ``accept``, which yields the result lists now due.
+    It never waits: a driver calls ``fill`` to submit while there is room, waits its own way
+    for an outcome (hand it to ``accept``) or for ``next_timer`` seconds (then call ``fire``);
+    both yield the result lists now due.
     """
 
     def __init__(
@@ -80,21 +170,34 @@ class Run:
         job: Job,
         items: Iterable[Any],
         *,
+        report: Report,
         ordered: bool,
         chunksize: int | None,
         listeners: Sequence[Listener] = (),
+        policy: Policy = DEFAULT_POLICY,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         self._backend = backend
         self._job = job
+        self._report = report
         self._ordered = ordered
         self._listeners = listeners
+        self._policy = policy
+        self._clock = clock
+        self._rng = rng or random.Random()
         self._total = known_length(items)
         self._iterator = iter(items)
+        # Per-item deadlines need one item per chunk: a chunk's start is then its item's.
+        fixed = 1 if policy.timeout is not None else chunksize
         self._chunker = Chunker(
-            workers=backend.workers, target=backend.capabilities.chunk_target, fixed=chunksize
+            workers=backend.workers, target=backend.capabilities.chunk_target, fixed=fixed
         )
-        self._outstanding: dict[int, Chunk] = {}
-        self._arrived: dict[int, tuple[Chunk, ChunkOutcome]] = {}
+        self._slots: dict[int, _Slot] = {}  # started, not yet delivered
+        self._tasks: dict[Chunk, tuple[_Slot, int]] = {}  # submitted: (slot, first offset)
+        self._attempts: dict[int, int] = {}  # index -> tries that failed
+        self._timers: list[tuple[float, int, str, Any]] = []
+        self._timer_ids = itertools.count()
         self._seqs = itertools.count()
         self._next_index = 0
         self._next_to_yield = 0
@@ -107,11 +210,13 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        """Nothing is outstanding and nothing more will be submitted."""
-        return not self._outstanding
+        """Everything delivered and nothing more will be submitted."""
+        return not self._slots
 
-    def fill(self, report: Callable[[Chunk, ChunkOutcome], None]) -> None:
-        """Submit chunks while fewer than the window are outstanding and input remains."""
+    # -- submitting ----------------------------------------------------------------------
+
+    def fill(self) -> None:
+        """Start slots while fewer than the window are undelivered and input remains."""
         backend = self._backend
         # Read each time: a composite backend (auto) may change what it runs on mid-job.
         capabilities = backend.capabilities
@@ -120,7 +225,7 @@ class Run:
         # In the caller's thread a second outstanding chunk would only run early; elsewhere
         # three chunks per worker keep every worker fed while one result waits its turn.
         window = 1 if capabilities.synchronous else max(4, 3 * workers)
-        while not self._exhausted and not self._failed and len(self._outstanding) < window:
+        while not self._exhausted and not self._failed and len(self._slots) < window:
             remaining = None if self._total is None else self._total - self._next_index
             size = self._chunker.next_size(remaining)
             batch = list(itertools.islice(self._iterator, size))
@@ -128,62 +233,186 @@ class Run:
                 self._exhausted = True
             if not batch:
                 return
-            chunk = Chunk(
-                self._job,
-                next(self._seqs),
-                self._next_index,
-                batch,
-                report,
-                expected=self._chunker.expected_seconds(len(batch)),
-            )
+            slot = _Slot(next(self._seqs), self._next_index, batch)
             self._next_index += len(batch)
-            self._outstanding[chunk.seq] = chunk
-            backend.submit(chunk)
+            self._slots[slot.seq] = slot
+            self._submit(slot, 0, batch)
+
+    def _submit(self, slot: _Slot, offset: int, items: list[Any]) -> None:
+        chunk = Chunk(
+            self._job,
+            slot.seq,
+            slot.start + offset,
+            items,
+            self._report,
+            expected=self._chunker.expected_seconds(len(items)),
+        )
+        self._tasks[chunk] = (slot, offset)
+        if self._policy.timeout is not None:
+            self._arm(self._clock() + self._policy.timeout, "deadline", chunk)
+        self._backend.submit(chunk)
+
+    # -- outcomes ------------------------------------------------------------------------
 
     def accept(self, chunk: Chunk, outcome: ChunkOutcome) -> Iterator[list[Any]]:
         """Take one outcome; yield the result lists now due, in order when ordered."""
+        task = self._tasks.pop(chunk, None)
+        if task is None:
+            return  # late: the chunk already timed out, or the run is closing
+        slot, base = task
+        self._tell_decisions()
+        self._chunker.observe(outcome.ran, outcome.busy)
+        if outcome.nbytes:
+            self._chunker.observe_bytes(len(chunk.items), outcome.nbytes)
+        errors = {error.offset: error for error in outcome.errors}
+        if len(chunk.items) > 1 and any(error.kind == "crash" for error in errors.values()):
+            # The worker died somewhere in this chunk: run its items one by one to find the
+            # one that kills it. Not counted as a try: none of them is known to be at fault.
+            for offset in range(len(chunk.items)):
+                self._submit(slot, base + offset, [chunk.items[offset]])
+            return
+        done = failed = 0
+        for offset, value in enumerate(outcome.results):
+            if offset not in errors:
+                slot.settle(base + offset, value)
+                done += 1
+        for error in outcome.errors:
+            failed += self._failed_item(slot, base + error.offset, error)
+        self._advanced(done, failed, outcome.busy, outcome.worker)
+        yield from self._due()
+
+    def _failed_item(self, slot: _Slot, offset: int, error: ItemError) -> int:
+        """Retry the item, or make its failure final (1: final, 0: retried)."""
+        index = slot.start + offset
+        attempts = self._attempts.get(index, 0) + 1
+        self._attempts[index] = attempts
+        retry = self._policy.retry
+        if retry is not None and not self._failed and retry.allows(error.exception, attempts):
+            self._arm(self._clock() + retry.delay(attempts, self._rng), "retry", (slot, offset))
+            return 0
+        item = slot.items[offset]
+        if self._policy.errors == "return":
+            slot.settle(offset, _failure(error, index, item, attempts))
+            return 1
+        slot.fail(offset, item_exception(error, index, item))
+        self._failed = True
+        return 1
+
+    def _advanced(self, done: int, failed: int, busy: float, worker: str) -> None:
+        for listener in self._listeners:
+            listener.advanced(done=done, failed=failed, busy=busy, worker=worker)
+
+    def _tell_decisions(self) -> None:
         decisions = getattr(self._backend, "decisions", ())  # a router's (auto) choices
         for decision in decisions[self._decisions_told :]:
             for listener in self._listeners:
                 listener.decided(decision)
         self._decisions_told = len(decisions)
-        self._chunker.observe(outcome.ran, outcome.busy)
-        if outcome.nbytes:
-            self._chunker.observe_bytes(len(chunk.items), outcome.nbytes)
-        for listener in self._listeners:
-            listener.advanced(outcome)
-        if outcome.errors and self._job.stop_on_error:
-            self._failed = True
-        if not self._ordered:
-            del self._outstanding[chunk.seq]
-            yield from _deliver(chunk, outcome, self._job)
+
+    # -- timers --------------------------------------------------------------------------
+
+    def next_timer(self) -> float | None:
+        """Seconds until the next timer is due (0 if overdue), None without timers."""
+        if not self._timers:
+            return None
+        return max(0.0, self._timers[0][0] - self._clock())
+
+    def fire(self) -> Iterator[list[Any]]:
+        """Act on every timer now due: retry items, time out items; yield what is now due."""
+        now = self._clock()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, kind, payload = heapq.heappop(self._timers)
+            if kind == "retry":
+                slot, offset = payload
+                if slot.seq in self._slots:
+                    self._submit(slot, offset, [slot.items[offset]])
+            else:
+                self._deadline(payload, now)
+        yield from self._due()
+
+    def _arm(self, due: float, kind: str, payload: Any) -> None:
+        heapq.heappush(self._timers, (due, next(self._timer_ids), kind, payload))
+
+    def _deadline(self, chunk: Chunk, now: float) -> None:
+        task = self._tasks.get(chunk)
+        timeout = self._policy.timeout
+        if task is None or timeout is None:
+            return  # finished in time
+        started = chunk.started_at
+        if started is None or started + timeout > now:
+            # Queued, or started after it was submitted: its deadline counts from its start.
+            self._arm((started if started is not None else now) + timeout, "deadline", chunk)
             return
-        self._arrived[chunk.seq] = (chunk, outcome)
-        while self._next_to_yield in self._arrived:
-            chunk, outcome = self._arrived.pop(self._next_to_yield)
-            del self._outstanding[self._next_to_yield]
-            self._next_to_yield += 1
-            yield from _deliver(chunk, outcome, self._job)
+        del self._tasks[chunk]
+        self._backend.stop(chunk)
+        slot, offset = task
+        index = slot.start + offset
+        error = TaskTimeout(
+            f"item {index} ({short_repr(chunk.items[0])}) ran longer than timeout={timeout:g} s "
+            "and was stopped; raise timeout= if it needs longer, or set retries= to try again",
+            timeout=timeout,
+        )
+        failure = ItemError(0, "timeout", error, "TaskTimeout", str(error), duration=now - started)
+        failed = self._failed_item(slot, offset, failure)
+        self._advanced(0, failed, now - started, "")
+
+    # -- delivering ----------------------------------------------------------------------
+
+    def _due(self) -> Iterator[list[Any]]:
+        if self._ordered:
+            while (slot := self._slots.get(self._next_to_yield)) is not None and slot.ready:
+                del self._slots[self._next_to_yield]
+                self._next_to_yield += 1
+                yield from _deliver(slot)
+        else:
+            for seq in [seq for seq, slot in self._slots.items() if slot.ready]:
+                yield from _deliver(self._slots.pop(seq))
 
     def close(self) -> None:
         """Cancel what is still outstanding and tell the listeners; safe to call twice."""
         if self._closed:
             return
         self._closed = True
-        for pending in self._outstanding.values():
-            pending.cancelled = True
+        for chunk in self._tasks:
+            chunk.cancelled = True
+        self._tasks.clear()
+        self._timers.clear()
         for listener in self._listeners:
             listener.finished()
 
 
-def _deliver(chunk: Chunk, outcome: ChunkOutcome, job: Job) -> Iterator[list[Any]]:
-    """Yield the chunk's results; raise the first failure in its place when errors raise."""
-    if outcome.errors and job.stop_on_error:
-        error = outcome.errors[0]
-        if error.offset:
-            yield outcome.results[: error.offset]
-        raise item_exception(error, chunk.start + error.offset, chunk.items[error.offset])
-    yield outcome.results
+def _deliver(slot: _Slot) -> Iterator[list[Any]]:
+    """Yield a slot's results; raise its failure in its place when errors raise."""
+    if slot.failure is None:
+        yield slot.results
+        return
+    offset, exception = slot.failure
+    if offset:
+        yield slot.results[:offset]
+    raise exception
+
+
+def _failure(error: ItemError, index: int, item: Any, attempts: int) -> Failure:
+    exception = error.exception
+    return Failure(
+        index=index,
+        item=item,
+        kind=error.kind,
+        exception=exception,
+        traceback=error.traceback or _format(exception),
+        exitcode=getattr(exception, "exitcode", None) if error.kind == "crash" else None,
+        signal=getattr(exception, "signal", None) if error.kind == "crash" else None,
+        attempts=attempts,
+        duration=error.duration,
+    )
+
+
+def _format(exception: BaseException | None) -> str:
+    if exception is None:
+        return ""
+    import traceback
+
+    return "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
 
 
 def item_exception(error: ItemError, index: int | None, item: Any) -> BaseException:

@@ -8,7 +8,7 @@ import threading
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
-from ._engine import Run
+from ._engine import DEFAULT_POLICY, Policy, Run
 from ._events import Listener
 from ._protocol import Backend
 from ._task import Chunk, ChunkOutcome, Job
@@ -24,6 +24,7 @@ async def execute_async(
     ordered: bool,
     chunksize: int | None,
     listeners: Sequence[Listener] = (),
+    policy: Policy = DEFAULT_POLICY,
 ) -> AsyncIterator[list[Any]]:
     """``execute`` for a coroutine caller: never blocks the loop while waiting for outcomes."""
     loop = asyncio.get_running_loop()
@@ -38,13 +39,27 @@ async def execute_async(
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(inbox.put_nowait, (chunk, outcome))
 
-    run = Run(backend, job, items, ordered=ordered, chunksize=chunksize, listeners=listeners)
+    run = Run(
+        backend,
+        job,
+        items,
+        report=report,
+        ordered=ordered,
+        chunksize=chunksize,
+        listeners=listeners,
+        policy=policy,
+    )
     try:
         while True:
-            run.fill(report)
+            run.fill()
             if run.finished:
                 return
-            chunk, outcome = await inbox.get()
+            try:
+                chunk, outcome = await asyncio.wait_for(inbox.get(), run.next_timer())
+            except asyncio.TimeoutError:  # an alias of TimeoutError from 3.11
+                for results in run.fire():
+                    yield results
+                continue
             for results in run.accept(chunk, outcome):
                 yield results
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Protocol
 
 from ._decision import Decision
-from ._task import ChunkOutcome
 
 __all__ = ["Listener"]
 
@@ -19,8 +18,11 @@ class Listener(Protocol):
     def decided(self, decision: Decision) -> None:
         """The backend chose where the job runs (``backend="auto"``), or revised it."""
 
-    def advanced(self, outcome: ChunkOutcome) -> None:
-        """A chunk finished (``outcome.ran`` items, ``len(outcome.errors)`` of them failed)."""
+    def advanced(self, *, done: int, failed: int, busy: float, worker: str) -> None:
+        """Items became final: ``done`` with a result, ``failed`` for good (after retries).
+
+        ``busy`` is the seconds ``worker`` spent on the outcome that made them final.
+        """
 
     def finished(self) -> None:
         """The job ended: all results delivered, an error raised, or the consumer stopped."""

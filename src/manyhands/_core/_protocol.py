@@ -46,6 +46,16 @@ class Backend(Protocol):
         """
         ...
 
+    def stop(self, chunk: Chunk) -> None:
+        """``chunk`` ran past its deadline: free what runs it, at once.
+
+        A process backend kills the worker (and starts another when work waits), an asyncio
+        backend cancels the task, a thread backend abandons the thread (a thread cannot be
+        killed) and starts a replacement. The engine has already recorded the timeout; an
+        outcome that still arrives for the chunk is ignored.
+        """
+        ...
+
     def shutdown(self, *, cancel: bool) -> None:
         """Stop every worker and wait until they are gone.
 

@@ -43,26 +43,48 @@ class Job:
     since the rest of the chunk would be thrown away. ``key`` is unique in this process.
     """
 
-    __slots__ = ("__weakref__", "fn", "key", "mode", "stop_on_error")
+    __slots__ = ("__weakref__", "fn", "key", "mode", "stop_on_error", "timed", "timeout")
 
-    def __init__(self, fn: Callable[..., Any], mode: Mode, *, stop_on_error: bool = True) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        mode: Mode,
+        *,
+        stop_on_error: bool = True,
+        timed: bool = False,
+        timeout: float | None = None,
+    ) -> None:
         self.fn = fn
         self.mode = mode
         self.stop_on_error = stop_on_error
+        #: Measure each item's duration (for ``Failure.duration``), not only each chunk's.
+        self.timed = timed
+        #: Seconds an item may run (None: unbounded); backends then queue no second chunk
+        #: behind a running one, so that a chunk's start is when it is handed over.
+        self.timeout = timeout
         self.key = next(_job_keys)
 
 
 class ItemError:
     """One failed item of a chunk: where it stands in the chunk, what kind, the exception.
 
-    ``kind`` is ``"error"`` (the function raised, or its result could not travel) or
-    ``"crash"`` (the worker process died). ``exception`` is None only when the worker's
-    exception could not be sent back; ``type_name``, ``message`` and ``traceback`` always
-    describe it. ``remote`` is True when the exception was raised in another process: its
-    traceback then lives only in the ``traceback`` text.
+    ``kind`` is ``"error"`` (the function raised, or its result could not travel),
+    ``"timeout"`` or ``"crash"`` (the worker process died). ``exception`` is None only when
+    the worker's exception could not be sent back; ``type_name``, ``message`` and
+    ``traceback`` always describe it. ``remote`` is True when the exception was raised in
+    another process: its traceback then lives only in the ``traceback`` text.
     """
 
-    __slots__ = ("exception", "kind", "message", "offset", "remote", "traceback", "type_name")
+    __slots__ = (
+        "duration",
+        "exception",
+        "kind",
+        "message",
+        "offset",
+        "remote",
+        "traceback",
+        "type_name",
+    )
 
     def __init__(
         self,
@@ -73,8 +95,10 @@ class ItemError:
         message: str = "",
         traceback: str = "",
         remote: bool = False,
+        duration: float | None = None,
     ) -> None:
         self.offset = offset
+        self.duration = duration
         self.kind = kind
         self.exception = exception
         self.type_name = type_name
@@ -139,6 +163,7 @@ class Chunk:
         "on_claim",
         "seq",
         "start",
+        "started_at",
     )
 
     def __init__(
@@ -163,6 +188,8 @@ class Chunk:
         self.on_claim = on_claim
         self.on_cancel = on_cancel
         self.cancelled = False
+        #: ``time.monotonic()`` when a backend claimed it to run (None: not yet).
+        self.started_at: float | None = None
 
     def cancel(self) -> None:
         """Mark the chunk as not wanted any more; a backend that drops it calls this."""
@@ -174,7 +201,10 @@ class Chunk:
         """Called by a backend just before it runs the chunk; False means skip it."""
         if self.cancelled:
             return False
-        return self.on_claim() if self.on_claim is not None else True
+        if self.on_claim is not None and not self.on_claim():
+            return False
+        self.started_at = time.monotonic()
+        return True
 
     def complete(self, outcome: ChunkOutcome) -> None:
         """Hand the outcome to whoever waits for this chunk (the engine or a Future)."""
@@ -199,20 +229,39 @@ def run_chunk(
     stop_on_error: bool,
     catch: type[BaseException],
     worker: str,
+    timed: bool = False,
 ) -> ChunkOutcome:
     """Run ``fn`` over ``items``: the only place where the user's function is called.
 
     ``catch`` is ``Exception`` in the caller's thread, where Ctrl-C and ``sys.exit`` must
     propagate as in a plain loop, and ``BaseException`` in workers, where nothing may escape
-    unreported (a lost report is a hang).
+    unreported (a lost report is a hang). ``timed`` measures each failed item's duration.
     """
     results: list[Any] = []
     errors: list[ItemError] = []
     append = results.append
     started = time.perf_counter()
     cpu_started = time.thread_time()
-    # One loop per mode keeps the per-item cost to a call and an append.
-    if mode == "map":
+    # One loop per mode keeps the per-item cost to a call and an append; the timed loop
+    # (failures are being kept or retried) also reads the clock around each call.
+    if timed:
+        for item in items:
+            mark = time.perf_counter()
+            try:
+                if mode == "map":
+                    append(fn(item))
+                elif mode == "star":
+                    append(fn(*item))
+                else:
+                    append(fn(*item[0], **item[1]))
+            except catch as exc:
+                error = item_error(len(results), exc)
+                error.duration = time.perf_counter() - mark
+                errors.append(error)
+                if stop_on_error:
+                    break
+                append(None)
+    elif mode == "map":
         for item in items:
             try:
                 append(fn(item))

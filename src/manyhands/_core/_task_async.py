@@ -31,6 +31,7 @@ async def run_chunk_async(
     started = time.perf_counter()
     cpu_started = time.thread_time()
     for item in items:
+        mark = time.perf_counter()
         try:
             if mode == "map":
                 value = fn(item)
@@ -45,7 +46,9 @@ async def run_chunk_async(
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            errors.append(item_error(len(results), exc))
+            error = item_error(len(results), exc)
+            error.duration = time.perf_counter() - mark
+            errors.append(error)
             if stop_on_error:
                 break
             results.append(None)

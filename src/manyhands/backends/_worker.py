@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, TypeAlias
 
-    #: (offset, kind, type_name, message, traceback text, pickled exception or None)
-    WireError: TypeAlias = tuple[int, str, str, str, str, bytes | None]
+    #: (offset, kind, type_name, message, traceback text, pickled exception or None, seconds)
+    WireError: TypeAlias = tuple[int, str, str, str, str, bytes | None, float | None]
 
 #: How many functions a worker keeps unpickled; the parent mirrors this cache exactly.
 FUNCTION_CACHE_SIZE = 32
@@ -85,12 +85,12 @@ def wire_error(error: ItemError) -> WireError:
             payload = dumps(exc)
         except Exception:
             payload = None
-    return (error.offset, error.kind, error.type_name, error.message, text, payload)
+    return (error.offset, error.kind, error.type_name, error.message, text, payload, error.duration)
 
 
 def read_error(wire: WireError) -> ItemError:
     """Rebuild an ``ItemError`` in the parent; an exception that will not unpickle is None."""
-    offset, kind, type_name, message, text, payload = wire
+    offset, kind, type_name, message, text, payload, duration = wire
     exc: BaseException | None = None
     if payload is not None:
         try:
@@ -98,7 +98,7 @@ def read_error(wire: WireError) -> ItemError:
         except Exception:
             loaded = None
         exc = loaded if isinstance(loaded, BaseException) else None
-    return ItemError(offset, kind, exc, type_name, message, text, remote=True)
+    return ItemError(offset, kind, exc, type_name, message, text, remote=True, duration=duration)
 
 
 def _error_for(exc: BaseException, offset: int) -> ItemError:
@@ -197,7 +197,7 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
         message = inbox.get()
         if message[0] == "stop":
             return
-        _, ticket, fn_key, fn_payload, mode, stop_on_error, body = message
+        _, ticket, fn_key, fn_payload, mode, stop_on_error, timed, body = message
         try:
             fn = _function(functions, fn_key, fn_payload)
             items = _items(body)
@@ -205,7 +205,13 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
             outcome = ChunkOutcome([], [_error_for(exc, 0)], 0.0, 0.0, name)
         else:
             outcome = run_chunk(
-                fn, mode, items, stop_on_error=stop_on_error, catch=BaseException, worker=name
+                fn,
+                mode,
+                items,
+                stop_on_error=stop_on_error,
+                catch=BaseException,
+                worker=name,
+                timed=timed,
             )
         results, meta = encode_outcome(outcome)
         send(sock, dumps(("done", ticket)))

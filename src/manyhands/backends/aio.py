@@ -39,6 +39,7 @@ class AsyncioBackend:
         del eager
         self._workers = workers
         self._tasks: set[asyncio.Task[None]] = set()
+        self._task_of: dict[Chunk, asyncio.Task[None]] = {}  # touched on the loop only
         self._closed = False
         self._init_error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -76,7 +77,21 @@ class AsyncioBackend:
     def _start(self, chunk: Chunk) -> None:
         task = self._loop.create_task(self._run(chunk))
         self._tasks.add(task)
+        self._task_of[chunk] = task
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._task_of.pop(chunk, None))
+
+    def stop(self, chunk: Chunk) -> None:
+        """Cancel the task running ``chunk`` (it ran past its deadline)."""
+        if self._in_loop_thread():
+            self._cancel(chunk)
+        else:
+            self._loop.call_soon_threadsafe(self._cancel, chunk)
+
+    def _cancel(self, chunk: Chunk) -> None:
+        task = self._task_of.pop(chunk, None)
+        if task is not None:
+            task.cancel()
 
     async def _run(self, chunk: Chunk) -> None:
         if self._slots is None:

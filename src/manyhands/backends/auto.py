@@ -147,6 +147,8 @@ class Router:
         self._probe_cpu0 = 0.0
         self._item_bytes: int | None = None
         self._in_flight = 0
+        #: Where each chunk went, for stop(); an entry leaves when its outcome arrives.
+        self._sent: dict[Chunk, Backend] = {}
         self._controller: ConcurrencyController | None = None
         self._ticker: threading.Thread | None = None
         self._closing = False
@@ -197,9 +199,21 @@ class Router:
                 self._held.append(chunk)
                 ready = []
             route = self._route or self._hub.delegate("thread", self._hub.user_workers)
+            for item in ready:
+                self._sent[item] = route
         # Outside the lock: a serial route runs the chunk right here, and reports back in.
         for item in ready:
             route.submit(item)
+
+    def stop(self, chunk: Chunk) -> None:
+        """Stop a chunk past its deadline, on whichever backend it went to."""
+        with self._lock:
+            held = chunk in self._held
+            if held:
+                self._held.remove(chunk)
+            route = self._sent.pop(chunk, None)
+        if route is not None:
+            route.stop(chunk)
 
     def shutdown(self, *, cancel: bool) -> None:
         """End this job's routing: drop held chunks, stop the ticker. Delegates stay."""
@@ -247,7 +261,13 @@ class Router:
                     self._wake.wait(remaining)
                     continue
                 evidence = self._running_probe_evidence_locked(started)
-                ready = self._decide_locked(decide(evidence, workers=self._hub.user_workers))
+                ready = self._decide_locked(
+                    decide(
+                        evidence,
+                        workers=self._hub.user_workers,
+                        stoppable=self._job.timeout is not None,
+                    )
+                )
                 self._lock.release()
                 try:
                     self._forward(ready)
@@ -346,6 +366,8 @@ class Router:
             route = self._route
             try:
                 assert route is not None
+                with self._lock:
+                    self._sent[chunk] = route
                 route.submit(chunk)
             except Exception as exc:  # e.g. an item that cannot be pickled for processes
                 chunk.complete(failed_outcome(exc, worker="auto"))
@@ -353,6 +375,7 @@ class Router:
     def _completed(self, chunk: Chunk, outcome: ChunkOutcome) -> None:
         """Every outcome passes here (in the thread that reports it) before the engine."""
         with self._lock:
+            self._sent.pop(chunk, None)
             self._in_flight = max(0, self._in_flight - 1)
             items = outcome.ran
             self._done += items
@@ -367,7 +390,13 @@ class Router:
                 evidence = self._evidence(
                     wall, outcome.cpu / max(items, 1), result_bytes, complete=True
                 )
-                ready = self._decide_locked(decide(evidence, workers=self._hub.user_workers))
+                ready = self._decide_locked(
+                    decide(
+                        evidence,
+                        workers=self._hub.user_workers,
+                        stoppable=self._job.timeout is not None,
+                    )
+                )
             elif self._revisable:
                 ready = self._maybe_revise_locked()
             if not ready:
@@ -402,7 +431,12 @@ class Router:
             cpus=self._hub.cpus,
             gil_enabled=gil_enabled(),
         )
-        revised = decide(evidence, workers=self._hub.user_workers, revised=True)
+        revised = decide(
+            evidence,
+            workers=self._hub.user_workers,
+            revised=True,
+            stoppable=self._job.timeout is not None,
+        )
         if revised.backend == decision.backend:
             return []
         return self._decide_locked(revised)

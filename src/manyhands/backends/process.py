@@ -78,8 +78,9 @@ class _Worker:
         self.proc = proc
         self.sock = sock
         self.name = name
-        #: ticket -> (chunk, pickled size of its items), in the order they were sent.
-        self.outstanding: dict[int, tuple[Chunk, int]] = {}
+        #: ticket -> (chunk, pickled function, pickled items), in the order they were sent:
+        #: the first is running, any other waits behind it in the worker.
+        self.outstanding: dict[int, tuple[Chunk, bytes, bytes]] = {}
         #: Job keys whose function this worker holds: mirrors the worker's own cache.
         self.functions: OrderedDict[int, None] = OrderedDict()
 
@@ -182,7 +183,10 @@ class ProcessBackend:
             return least
         if len(self._workers) < self._max_workers:
             return self._spawn_locked()
+        # A second chunk queued behind a running one would start late, unseen: not when
+        # items have deadlines.
         short = chunk.expected is not None and chunk.expected < _PREFETCH_BELOW
+        short = short and chunk.job.timeout is None
         if least is not None and short and len(least.outstanding) < 2:
             return least
         return None
@@ -199,8 +203,9 @@ class ProcessBackend:
             worker.functions[key] = None
             if len(worker.functions) > _worker.FUNCTION_CACHE_SIZE:
                 worker.functions.popitem(last=False)
-        worker.outstanding[ticket] = (chunk, len(body))
-        header = ("run", ticket, key, send_fn, chunk.job.mode, chunk.job.stop_on_error)
+        worker.outstanding[ticket] = (chunk, fn_payload, body)
+        job = chunk.job
+        header = ("run", ticket, key, send_fn, job.mode, job.stop_on_error, job.timed)
         # A failed send means the worker died; the reader sees its EOF and reports the crash.
         with contextlib.suppress(OSError):
             send(worker.sock, pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL))
@@ -278,7 +283,8 @@ class ProcessBackend:
             self._worker_gone(worker)
             return
         with self._lock:
-            chunk, nbytes = worker.outstanding.pop(ticket)
+            chunk, _, items_body = worker.outstanding.pop(ticket)
+            nbytes = len(items_body)
             self._dispatch_locked()
             if not self._pending:
                 self._idle.notify_all()
@@ -297,7 +303,7 @@ class ProcessBackend:
             add_note(error.exception, f"manyhands: raised by the initializer in {worker.name}")
         with self._lock:
             self._broken = error
-            failed = [chunk for chunk, _ in worker.outstanding.values()]
+            failed = [chunk for chunk, _, _ in worker.outstanding.values()]
             failed += [chunk for _, chunk, _, _ in self._pending]
             worker.outstanding.clear()
             self._pending.clear()
@@ -308,21 +314,44 @@ class ProcessBackend:
     def _worker_gone(self, worker: _Worker) -> None:
         with self._lock:
             self._workers.pop(worker.sock, None)
-            lost = [chunk for chunk, _ in worker.outstanding.values()]
+            held = list(worker.outstanding.items())
             worker.outstanding.clear()
             killed = self._killing
+            if held and not killed:
+                # Only the first chunk was running; those queued behind it never started:
+                # they go back to the front of the queue, for another worker.
+                for ticket, (chunk, fn_payload, body) in reversed(held[1:]):
+                    self._pending.appendleft((ticket, chunk, fn_payload, body))
         self._selector.unregister(worker.sock)
         worker.sock.close()
         returncode = _reap(worker.proc, grace=_EXIT_GRACE)
-        for chunk in lost:
-            if killed:
+        if killed:
+            for _, (chunk, _, _) in held:
                 chunk.cancel()
-            else:
-                chunk.complete(_crash_outcome(worker, returncode, chunk))
+        elif held:
+            running = held[0][1][0]
+            running.complete(_crash_outcome(worker, returncode, running))
         with self._lock:
             if not self._closing and self._broken is None:
                 self._dispatch_locked()
             self._idle.notify_all()
+
+    def stop(self, chunk: Chunk) -> None:
+        """Kill the worker running ``chunk``; a replacement starts if work is waiting."""
+        with self._lock:
+            for index, entry in enumerate(self._pending):
+                if entry[1] is chunk:
+                    del self._pending[index]
+                    return
+            for worker in self._workers.values():
+                if worker.outstanding and next(iter(worker.outstanding.values()))[0] is chunk:
+                    break
+            else:
+                return  # finished meanwhile
+        with contextlib.suppress(OSError):
+            worker.proc.kill()
+        # The reader sees the socket close and reaps it; the chunk's crash report that
+        # follows is ignored by the engine, which has recorded the timeout.
 
     # -- shutdown ----------------------------------------------------------------------
 

@@ -52,8 +52,13 @@ class SerialBackend:
                 stop_on_error=job.stop_on_error,
                 catch=Exception,
                 worker="serial",
+                timed=job.timed,
             )
         )
+
+    def stop(self, chunk: Chunk) -> None:
+        """Nothing to stop: a serial chunk has finished by the time ``submit`` returns."""
+        del chunk
 
     def shutdown(self, *, cancel: bool) -> None:
         del cancel

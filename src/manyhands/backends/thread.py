@@ -7,8 +7,10 @@ demand, up to ``workers``, and stay until shutdown.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +21,10 @@ from .._errors import PoolClosedError, add_note
 __all__ = ["ThreadBackend"]
 
 _STOP = None
+#: Seconds threads get to finish their current call when the work is cancelled.
+_CANCEL_GRACE = 1.0
+
+log = logging.getLogger("manyhands")
 
 
 class ThreadBackend:
@@ -42,6 +48,11 @@ class ThreadBackend:
         # Counts threads waiting for work: a new thread is started only when none is idle.
         self._idle = threading.Semaphore(0)
         self._closed = False
+        # A thread cannot be killed: one running a chunk past its deadline is abandoned (its
+        # result will be ignored; it exits when the call returns) and replaced.
+        self._running: dict[Chunk, threading.Thread] = {}
+        self._abandoned: set[threading.Thread] = set()
+        self._warned_at = 0
         if eager:
             with self._lock:
                 while len(self._threads) < self._max_workers:
@@ -56,7 +67,8 @@ class ThreadBackend:
             if self._closed:
                 raise PoolClosedError("cannot submit work: this thread pool has been shut down")
             self._queue.put(chunk)
-            if not self._idle.acquire(blocking=False) and len(self._threads) < self._max_workers:
+            active = len(self._threads) - len(self._abandoned)
+            if not self._idle.acquire(blocking=False) and active < self._max_workers:
                 self._start_thread()
 
     def _start_thread(self) -> None:
@@ -84,6 +96,9 @@ class ThreadBackend:
             if not chunk.claim():
                 self._idle.release()
                 continue
+            me = threading.current_thread()
+            with self._lock:
+                self._running[chunk] = me
             job = chunk.job
             if init_error is not None:
                 # Every chunk this thread takes fails with the initializer's error: the
@@ -97,22 +112,57 @@ class ThreadBackend:
                     stop_on_error=job.stop_on_error,
                     catch=BaseException,
                     worker=name,
+                    timed=job.timed,
                 )
+            with self._lock:
+                self._running.pop(chunk, None)
+                abandoned = me in self._abandoned
+                if abandoned:
+                    self._abandoned.discard(me)
+                    self._threads.remove(me)
+            if abandoned:
+                return  # its chunk timed out long ago: nobody waits for this outcome
             chunk.complete(outcome)
             self._idle.release()
+
+    def stop(self, chunk: Chunk) -> None:
+        """Abandon the thread running ``chunk`` and start another in its place."""
+        with self._lock:
+            thread = self._running.pop(chunk, None)
+            if thread is None or self._closed:
+                return
+            self._abandoned.add(thread)
+            self._start_thread()
+            stuck = len(self._abandoned)
+            if stuck >= max(4, self._max_workers) and stuck >= 2 * self._warned_at:
+                self._warned_at = stuck
+                log.warning(
+                    "manyhands: %d threads are still running items that timed out; a thread "
+                    "cannot be killed, so each holds its memory until its call returns. For "
+                    "calls that hang, use backend='process', whose workers can be killed",
+                    stuck,
+                )
 
     def shutdown(self, *, cancel: bool) -> None:
         with self._lock:
             self._closed = True
             threads = list(self._threads)
+            abandoned = set(self._abandoned)
         if cancel:
             _drain_cancelled(self._queue)
         for _ in threads:
             self._queue.put(_STOP)
         current = threading.current_thread()
+        # Cancelling (an error, Ctrl-C): threads get a moment to finish their calls; one
+        # still running after that is left behind (a daemon: it cannot block the exit).
+        deadline = time.monotonic() + _CANCEL_GRACE if cancel else None
         for thread in threads:
-            if thread is not current:
+            if thread is current or thread in abandoned:
+                continue
+            if deadline is None:
                 thread.join()
+            else:
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _drain_cancelled(work: queue.SimpleQueue[Chunk | None]) -> None:
