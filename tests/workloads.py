@@ -134,3 +134,65 @@ async def async_sleepy(x: int) -> int:
 def fast_first_then_busy(x: int) -> int:
     """Item 0 is trivial (the probe says: run it here); the rest burn 30 ms of CPU each."""
     return x if x == 0 else busy(x)
+
+
+# -- the crash matrix: item 7 misbehaves, every other item returns itself -------------------
+
+RELEASE = threading.Event()  # lets an abandoned thread finish once a test is done
+
+
+def bad_raise(x: int) -> int:
+    if x == 7:
+        raise ValueError("item 7 is bad")
+    return x
+
+
+def bad_exit(x: int) -> int:
+    if x == 7:
+        os._exit(3)
+    return x
+
+
+def bad_sigkill(x: int) -> int:
+    if x == 7:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def bad_segfault(x: int) -> int:
+    if x == 7:
+        import ctypes
+
+        ctypes.string_at(0)  # reads address 0: SIGSEGV
+    return x
+
+
+def bad_hang(x: int) -> int:
+    if x == 7:
+        RELEASE.wait(300)  # in a worker process: until it is killed
+    return x
+
+
+async def bad_hang_async(x: int) -> int:
+    if x == 7:
+        import asyncio
+
+        await asyncio.sleep(300)
+    return x
+
+
+def bad_result(x: int) -> Any:
+    return threading.Lock() if x == 7 else x
+
+
+def calls_logged(args: tuple[str, int]) -> int:
+    """Appends a line per call to a file per item; fails the first call of item 3."""
+    folder, x = args
+    log = Path(folder) / f"{x}.calls"
+    with log.open("a") as handle:
+        handle.write("call\n")
+    if x == 3 and len(log.read_text().splitlines()) == 1:
+        raise ConnectionError("first call of item 3 fails")
+    return x

@@ -23,6 +23,14 @@ CASES: list[tuple[dict[str, Any], type[Exception], list[str]]] = [
     ({"backend": None}, mh.ArgumentTypeError, ["backend", "None"]),
     ({"ordered": "yes"}, mh.ArgumentTypeError, ["ordered", "'yes'", "True or False"]),
     ({"progress": 1}, mh.ArgumentTypeError, ["progress", "1", "True or False"]),
+    ({"errors": "ignore"}, mh.ArgumentValueError, ["errors='ignore'", "'raise'", "'return'"]),
+    ({"timeout": 0}, mh.ArgumentValueError, ["timeout", "0", "None for no limit"]),
+    ({"timeout": "5"}, mh.ArgumentTypeError, ["timeout", "'5'", "seconds"]),
+    ({"timeout": float("inf")}, mh.ArgumentValueError, ["timeout", "inf"]),
+    ({"retries": -1}, mh.ArgumentValueError, ["retries", "-1", ">= 0"]),
+    ({"retries": "3"}, mh.ArgumentTypeError, ["retries", "'3'", "manyhands.Retry"]),
+    ({"timeout": 2, "chunksize": 10}, mh.ArgumentValueError, ["timeout=2", "chunksize=10"]),
+    ({"timeout": 2, "backend": "serial"}, mh.ArgumentValueError, ["timeout=2", "'serial'"]),
 ]
 
 

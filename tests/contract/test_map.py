@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import pytest
 
 import manyhands as mh
-from conftest import Wrap
 from manyhands import RemoteTraceback
 
 import workloads
+from conftest import Wrap
 
 
 def test_map_returns_results_in_input_order(backend: str, wrap: Wrap) -> None:

@@ -22,7 +22,7 @@ __all__ = ["ThreadBackend"]
 
 _STOP = None
 #: Seconds threads get to finish their current call when the work is cancelled.
-_CANCEL_GRACE = 1.0
+_CANCEL_GRACE = 0.25
 
 log = logging.getLogger("manyhands")
 
