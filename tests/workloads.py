@@ -196,3 +196,9 @@ def calls_logged(args: tuple[str, int]) -> int:
     if x == 3 and len(log.read_text().splitlines()) == 1:
         raise ConnectionError("first call of item 3 fails")
     return x
+
+
+def bad_hang_every(x: int) -> int:
+    """Every item hangs until RELEASE is set: every thread that runs one is abandoned."""
+    RELEASE.wait(300)
+    return x

@@ -47,6 +47,7 @@ def map(
     errors: str = "raise",
     timeout: float | None = None,
     retries: int | Retry = 0,
+    memory_floor: int | None = None,
 ) -> list[R]:
     """``[fn(item) for item in items]``, in parallel; results in input order.
 
@@ -63,14 +64,15 @@ def map(
             fn,
             items,
             "map",
-            backend,
-            workers,
-            ordered,
-            chunksize,
-            progress,
-            errors,
-            timeout,
-            retries,
+            backend=backend,
+            workers=workers,
+            ordered=ordered,
+            chunksize=chunksize,
+            progress=progress,
+            errors=errors,
+            timeout=timeout,
+            retries=retries,
+            memory_floor=memory_floor,
         )
     )
 
@@ -88,6 +90,7 @@ def imap(
     errors: str = "raise",
     timeout: float | None = None,
     retries: int | Retry = 0,
+    memory_floor: int | None = None,
 ) -> Iterator[R]:
     """Lazily yield ``fn(item)`` for each item, with the options of ``map``.
 
@@ -100,14 +103,15 @@ def imap(
             fn,
             items,
             "map",
-            backend,
-            workers,
-            ordered,
-            chunksize,
-            progress,
-            errors,
-            timeout,
-            retries,
+            backend=backend,
+            workers=workers,
+            ordered=ordered,
+            chunksize=chunksize,
+            progress=progress,
+            errors=errors,
+            timeout=timeout,
+            retries=retries,
+            memory_floor=memory_floor,
         )
     )
 
@@ -125,6 +129,7 @@ def starmap(
     errors: str = "raise",
     timeout: float | None = None,
     retries: int | Retry = 0,
+    memory_floor: int | None = None,
 ) -> list[R]:
     """``[fn(*args) for args in items]``, in parallel, with the options of ``map``."""
     return collect(
@@ -132,14 +137,15 @@ def starmap(
             fn,
             items,
             "star",
-            backend,
-            workers,
-            ordered,
-            chunksize,
-            progress,
-            errors,
-            timeout,
-            retries,
+            backend=backend,
+            workers=workers,
+            ordered=ordered,
+            chunksize=chunksize,
+            progress=progress,
+            errors=errors,
+            timeout=timeout,
+            retries=retries,
+            memory_floor=memory_floor,
         )
     )
 
@@ -148,30 +154,18 @@ def _prepare(
     fn: object,
     items: object,
     mode: Mode,
+    *,
     backend: object,
     workers: object,
-    ordered: object,
-    chunksize: object,
-    progress: object,
-    errors: object,
-    timeout: object,
-    retries: object,
+    **options: object,
 ) -> Iterator[list[Any]]:
     """Check every argument now, in the caller's frame; start workers only when iterated."""
     function = check_fn(fn)
     inputs = check_items(items)
     kind = check_backend(backend)
     count = check_positive_int("workers", workers, allow_none=True)
-    options = RunOptions.checked(
-        ordered=ordered,
-        chunksize=chunksize,
-        progress=progress,
-        errors=errors,
-        timeout=timeout,
-        retries=retries,
-        backend=kind,
-    )
-    return _one_call(function, inputs, mode, kind, count, options)
+    checked = RunOptions.checked(backend=kind, **options)
+    return _one_call(function, inputs, mode, kind, count, checked)
 
 
 def _one_call(
@@ -232,6 +226,7 @@ async def amap(
     errors: str = "raise",
     timeout: float | None = None,
     retries: int | Retry = 0,
+    memory_floor: int | None = None,
 ) -> list[Any]:
     """``await manyhands.amap(fn, items)``: ``map`` for async callers; never blocks the loop.
 
@@ -240,7 +235,18 @@ async def amap(
     threads or processes as with ``map``.
     """
     chunks = _prepare_async(
-        fn, items, "map", backend, workers, ordered, chunksize, progress, errors, timeout, retries
+        fn,
+        items,
+        "map",
+        backend=backend,
+        workers=workers,
+        ordered=ordered,
+        chunksize=chunksize,
+        progress=progress,
+        errors=errors,
+        timeout=timeout,
+        retries=retries,
+        memory_floor=memory_floor,
     )
     results: list[Any] = []
     async for chunk in chunks:
@@ -261,6 +267,7 @@ def aimap(
     errors: str = "raise",
     timeout: float | None = None,
     retries: int | Retry = 0,
+    memory_floor: int | None = None,
 ) -> AsyncIterator[Any]:
     """``async for result in manyhands.aimap(fn, items)``: lazy ``amap``, as ``imap`` is lazy."""
     return _aflatten(
@@ -268,14 +275,15 @@ def aimap(
             fn,
             items,
             "map",
-            backend,
-            workers,
-            ordered,
-            chunksize,
-            progress,
-            errors,
-            timeout,
-            retries,
+            backend=backend,
+            workers=workers,
+            ordered=ordered,
+            chunksize=chunksize,
+            progress=progress,
+            errors=errors,
+            timeout=timeout,
+            retries=retries,
+            memory_floor=memory_floor,
         )
     )
 
@@ -284,29 +292,17 @@ def _prepare_async(
     fn: object,
     items: object,
     mode: Mode,
+    *,
     backend: object,
     workers: object,
-    ordered: object,
-    chunksize: object,
-    progress: object,
-    errors: object,
-    timeout: object,
-    retries: object,
+    **options: object,
 ) -> AsyncIterator[list[Any]]:
     function = check_fn(fn)
     inputs = check_items(items)
     kind = check_backend(backend)
     count = check_positive_int("workers", workers, allow_none=True)
-    options = RunOptions.checked(
-        ordered=ordered,
-        chunksize=chunksize,
-        progress=progress,
-        errors=errors,
-        timeout=timeout,
-        retries=retries,
-        backend=kind,
-    )
-    return _one_call_async(function, inputs, mode, kind, count, options)
+    checked = RunOptions.checked(backend=kind, **options)
+    return _one_call_async(function, inputs, mode, kind, count, checked)
 
 
 async def _one_call_async(
@@ -366,6 +362,7 @@ def explain(
     errors: str = "raise",
     timeout: float | None = None,
     retries: int | Retry = 0,
+    memory_floor: int | None = None,
 ) -> Decision:
     """Where ``map(fn, items, ...)`` would run and why, as a ``Decision`` record.
 
@@ -388,6 +385,7 @@ def explain(
         errors=errors,
         timeout=timeout,
         retries=retries,
+        memory_floor=memory_floor,
         backend=kind,
     )
     total = known_length(inputs)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._core._engine import DEFAULT_POLICY, Policy
+from ._core._engine import DEFAULT_POLICY, Policy, default_memory_floor
 from ._core._failure import Retry
 from ._core._task import Job
 from ._errors import ArgumentTypeError, ArgumentValueError, short_repr
@@ -37,12 +37,13 @@ class RunOptions:
     def checked(
         cls,
         *,
-        ordered: object,
-        chunksize: object,
-        progress: object,
+        ordered: object = True,
+        chunksize: object = None,
+        progress: object = False,
         errors: object = "raise",
         timeout: object = None,
         retries: object = 0,
+        memory_floor: object = None,
         backend: str = "auto",
     ) -> RunOptions:
         size = check_positive_int("chunksize", chunksize, allow_none=True)
@@ -57,7 +58,12 @@ class RunOptions:
                 f"timeout={limit:g} needs a worker that can be stopped, and backend='serial' "
                 "runs in your own thread: use backend='thread', 'process' or 'asyncio'"
             )
-        policy = Policy(errors=check_errors(errors), retry=check_retries(retries), timeout=limit)
+        policy = Policy(
+            errors=check_errors(errors),
+            retry=check_retries(retries),
+            timeout=limit,
+            memory_floor=check_memory_floor(memory_floor),
+        )
         return cls(
             ordered=check_bool("ordered", ordered),
             chunksize=size,
@@ -101,6 +107,17 @@ def check_timeout(timeout: object) -> float | None:
             "use None for no limit"
         )
     return float(timeout)
+
+
+def check_memory_floor(memory_floor: object) -> int:
+    if memory_floor is None:
+        return default_memory_floor()
+    if isinstance(memory_floor, bool) or not isinstance(memory_floor, int) or memory_floor < 0:
+        raise ArgumentValueError(
+            f"memory_floor must be bytes >= 0 (0 turns the guard off) or None for the default "
+            f"(5% of memory, at most 1 GiB), got {short_repr(memory_floor)}"
+        )
+    return memory_floor
 
 
 def check_retries(retries: object) -> Retry | None:

@@ -85,6 +85,7 @@ class Pool(Executor):
         errors: str = "raise",
         timeout: float | None = None,
         retries: int | Retry = 0,
+        memory_floor: int | None = None,
     ) -> list[R]:
         """``[fn(item) for item in items]``, run on the pool's workers."""
         options = RunOptions.checked(
@@ -94,6 +95,7 @@ class Pool(Executor):
             errors=errors,
             timeout=timeout,
             retries=retries,
+            memory_floor=memory_floor,
             backend=self._kind,
         )
         return collect(self._chunks(check_fn(fn), check_items(items), "map", options))
@@ -110,6 +112,7 @@ class Pool(Executor):
         errors: str = "raise",
         timeout: float | None = None,
         retries: int | Retry = 0,
+        memory_floor: int | None = None,
     ) -> Iterator[R]:
         """Lazily yield ``fn(item)`` for each item; see ``manyhands.imap``."""
         options = RunOptions.checked(
@@ -119,6 +122,7 @@ class Pool(Executor):
             errors=errors,
             timeout=timeout,
             retries=retries,
+            memory_floor=memory_floor,
             backend=self._kind,
         )
         return _flatten(self._chunks(check_fn(fn), check_items(items), "map", options))
@@ -135,6 +139,7 @@ class Pool(Executor):
         errors: str = "raise",
         timeout: float | None = None,
         retries: int | Retry = 0,
+        memory_floor: int | None = None,
     ) -> list[R]:
         """``[fn(*args) for args in items]``, run on the pool's workers."""
         options = RunOptions.checked(
@@ -144,6 +149,7 @@ class Pool(Executor):
             errors=errors,
             timeout=timeout,
             retries=retries,
+            memory_floor=memory_floor,
             backend=self._kind,
         )
         return collect(self._chunks(check_fn(fn), check_items(items), "star", options))

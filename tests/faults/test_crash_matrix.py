@@ -95,3 +95,18 @@ def test_raise_mode_raises_the_exact_error(case: Case, backend: str) -> None:
     with pytest.raises(case.raises, match=case.message.replace("(", r"\(")) as caught:
         mh.map(case.fn, range(20), backend=backend, workers=2, **case.options)
     assert any("item 7" in note for note in caught.value.__notes__)
+
+
+def test_abandoned_threads_are_reported_when_they_pile_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="manyhands"):
+        results = mh.map(
+            workloads.bad_hang_every, range(8), backend="thread", workers=2, timeout=0.2,
+            errors="return",
+        )  # fmt: skip
+    assert all(isinstance(r, mh.Failure) for r in results)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("threads are still running items that timed out" in m for m in messages)

@@ -93,3 +93,32 @@ def test_killed_caller_takes_its_workers_with_it(tmp_path: Path) -> None:
     # Each worker's receiver thread sees its socket close and exits the process.
     _, alive = psutil.wait_procs(workers, timeout=5)
     assert not alive
+
+
+HANG_SCRIPT = textwrap.dedent(
+    """
+    import time
+    import manyhands as mh
+
+    def work(x):
+        if x == 3:
+            time.sleep(600)  # a hung call: its thread cannot be killed
+        return x
+
+    results = mh.map(work, range(10), backend="thread", timeout=0.5, errors="return")
+    print([type(r).__name__ for r in results].count("Failure"), flush=True)
+    """
+)
+
+
+@pytest.mark.realtime
+def test_interpreter_exits_at_once_after_a_thread_timed_out(tmp_path: Path) -> None:
+    script = tmp_path / "hang.py"
+    script.write_text(HANG_SCRIPT)
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "1"
+    # The hung call sleeps 600 s in an abandoned (daemon) thread; exiting does not wait.
+    assert time.monotonic() - started < 60

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 import manyhands as mh
 from manyhands._core._engine import Policy, Run
-from manyhands._core._protocol import Capabilities
-from manyhands._core._task import Chunk, ChunkOutcome, Job, run_chunk
+from manyhands._core._task import Job
 
 import workloads
 from conftest import Wrap
+from doubles import Clock, Inline
 
 
 @given(attempt=st.integers(1, 40), seed=st.integers(0, 2**32))
@@ -45,38 +45,6 @@ def test_retry_only_what_on_names() -> None:
 def test_bad_retry_arguments(arguments: dict[str, Any], error: type[Exception]) -> None:
     with pytest.raises(error):
         mh.Retry(**arguments)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Inline:
-    """Runs each chunk at once (like serial) but as a backend that reports asynchronously."""
-
-    name = "inline"
-    capabilities = Capabilities(synchronous=False, pickles=False, chunk_target=0.01)
-    workers = 2
-
-    def __init__(self) -> None:
-        self.outcomes: list[tuple[Chunk, ChunkOutcome]] = []
-
-    def submit(self, chunk: Chunk) -> None:
-        chunk.claim()
-        outcome = run_chunk(
-            chunk.job.fn, "map", chunk.items, stop_on_error=False, catch=Exception, worker="w"
-        )
-        self.outcomes.append((chunk, outcome))
-
-    def stop(self, chunk: Chunk) -> None:
-        pass
-
-    def shutdown(self, *, cancel: bool) -> None:
-        pass
 
 
 def test_the_engine_waits_each_delay_on_its_timer() -> None:

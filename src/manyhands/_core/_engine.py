@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import queue
 import random
 import time
@@ -46,9 +47,19 @@ from ._failure import Failure, Retry
 from ._protocol import Backend
 from ._task import Chunk, ChunkOutcome, ItemError, Job
 
-__all__ = ["DEFAULT_POLICY", "Policy", "Run", "execute", "item_exception", "known_length"]
+__all__ = [
+    "DEFAULT_POLICY",
+    "Policy",
+    "Run",
+    "default_memory_floor",
+    "execute",
+    "item_exception",
+    "known_length",
+]
 
 Report = Callable[[Chunk, ChunkOutcome], None]
+
+log = logging.getLogger("manyhands")
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,8 @@ class Policy:
     errors: str = "raise"
     retry: Retry | None = None
     timeout: float | None = None
+    #: Bytes of available memory below which no new slot starts (0: no guard).
+    memory_floor: int = 0
 
     @property
     def stop_on_error(self) -> bool:
@@ -177,6 +190,7 @@ class Run:
         policy: Policy = DEFAULT_POLICY,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        available_memory: Callable[[], int] | None = None,
     ) -> None:
         self._backend = backend
         self._job = job
@@ -205,6 +219,10 @@ class Run:
         self._failed = False
         self._closed = False
         self._decisions_told = 0
+        self._available_memory = available_memory or _available_memory
+        self._memory_checked = -1.0
+        self._memory_low = False
+        self._memory_logged = False
         for listener in listeners:
             listener.started(self._total)
 
@@ -226,6 +244,8 @@ class Run:
         # three chunks per worker keep every worker fed while one result waits its turn.
         window = 1 if capabilities.synchronous else max(4, 3 * workers)
         while not self._exhausted and not self._failed and len(self._slots) < window:
+            if self._slots and self._short_of_memory():
+                return  # one slot always runs: a job slows down, it never stalls
             remaining = None if self._total is None else self._total - self._next_index
             size = self._chunker.next_size(remaining)
             batch = list(itertools.islice(self._iterator, size))
@@ -251,6 +271,29 @@ class Run:
         if self._policy.timeout is not None:
             self._arm(self._clock() + self._policy.timeout, "deadline", chunk)
         self._backend.submit(chunk)
+
+    def _short_of_memory(self) -> bool:
+        """True while available memory is under the floor (checked at most every 0.1 s)."""
+        floor = self._policy.memory_floor
+        if floor <= 0:
+            return False
+        now = self._clock()
+        if now - self._memory_checked < _MEMORY_CHECK_EVERY:
+            return self._memory_low
+        self._memory_checked = now
+        available = self._available_memory()
+        self._memory_low = available < floor
+        if self._memory_low:
+            self._arm(now + _MEMORY_CHECK_EVERY, "memory", None)  # wakes the driver to refill
+            if not self._memory_logged:
+                self._memory_logged = True
+                log.warning(
+                    "manyhands: %d MB of memory available, under the floor of %d MB: new items "
+                    "wait until more is free (memory_floor= sets the floor; 0 turns this off)",
+                    available // 2**20,
+                    floor // 2**20,
+                )
+        return self._memory_low
 
     # -- outcomes ------------------------------------------------------------------------
 
@@ -326,8 +369,9 @@ class Run:
                 slot, offset = payload
                 if slot.seq in self._slots:
                     self._submit(slot, offset, [slot.items[offset]])
-            else:
+            elif kind == "deadline":
                 self._deadline(payload, now)
+            # "memory": nothing to do here; the driver's next fill() checks again.
         yield from self._due()
 
     def _arm(self, due: float, kind: str, payload: Any) -> None:
@@ -379,6 +423,22 @@ class Run:
         self._timers.clear()
         for listener in self._listeners:
             listener.finished()
+
+
+_MEMORY_CHECK_EVERY = 0.1
+
+
+def _available_memory() -> int:
+    import psutil  # a core dependency, imported when the guard first looks
+
+    return int(psutil.virtual_memory().available)
+
+
+def default_memory_floor() -> int:
+    """5% of the machine's memory, at most 1 GiB: room for the system to stay responsive."""
+    import psutil
+
+    return int(min(2**30, psutil.virtual_memory().total * 0.05))
 
 
 def _deliver(slot: _Slot) -> Iterator[list[Any]]:
