@@ -29,6 +29,7 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/faults.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

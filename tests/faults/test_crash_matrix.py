@@ -110,3 +110,17 @@ def test_abandoned_threads_are_reported_when_they_pile_up(
     assert all(isinstance(r, mh.Failure) for r in results)
     messages = [r.getMessage() for r in caplog.records]
     assert any("threads are still running items that timed out" in m for m in messages)
+
+
+def test_a_crash_inside_a_chunk_is_traced_to_its_item() -> None:
+    # Items 5-9 travel together; the worker dies at item 7. The chunk's items are re-run one
+    # at a time, so 7 alone fails, the other four complete, and no other chunk is disturbed.
+    results = mh.map(
+        workloads.bad_exit, range(20), backend="process", workers=2, chunksize=5, errors="return"
+    )
+    assert [r.index for r in results if isinstance(r, mh.Failure)] == [7]
+    assert [r for r in results if not isinstance(r, mh.Failure)] == [
+        x for x in range(20) if x != 7
+    ]
+    assert results[7].kind == "crash"
+    assert results[7].exitcode == 3
