@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._core._engine import DEFAULT_POLICY, Policy, default_memory_floor
+from ._core._engine import DEFAULT_POLICY, Policy
 from ._core._failure import Retry
 from ._core._task import Job
 from ._errors import ArgumentTypeError, ArgumentValueError, short_repr
@@ -109,9 +109,9 @@ def check_timeout(timeout: object) -> float | None:
     return float(timeout)
 
 
-def check_memory_floor(memory_floor: object) -> int:
+def check_memory_floor(memory_floor: object) -> int | None:
     if memory_floor is None:
-        return default_memory_floor()
+        return None  # the default, worked out by the engine when the guard first looks
     if isinstance(memory_floor, bool) or not isinstance(memory_floor, int) or memory_floor < 0:
         raise ArgumentValueError(
             f"memory_floor must be bytes >= 0 (0 turns the guard off) or None for the default "

@@ -119,8 +119,6 @@ def test_a_crash_inside_a_chunk_is_traced_to_its_item() -> None:
         workloads.bad_exit, range(20), backend="process", workers=2, chunksize=5, errors="return"
     )
     assert [r.index for r in results if isinstance(r, mh.Failure)] == [7]
-    assert [r for r in results if not isinstance(r, mh.Failure)] == [
-        x for x in range(20) if x != 7
-    ]
+    assert [r for r in results if not isinstance(r, mh.Failure)] == [x for x in range(20) if x != 7]
     assert results[7].kind == "crash"
     assert results[7].exitcode == 3

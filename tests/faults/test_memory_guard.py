@@ -29,6 +29,7 @@ def test_no_new_slot_starts_while_memory_is_short(caplog: pytest.LogCaptureFixtu
         clock=clock,
         available_memory=lambda: memory["available"],
     )
+    clock.now += 1.0  # the guard first looks after half a second of the job
     with caplog.at_level(logging.WARNING, logger="manyhands"):
         run.fill()
         assert len(backend.outcomes) == 1  # one slot always runs: the job cannot stall
@@ -72,3 +73,22 @@ def test_memory_floor_is_checked() -> None:
     with pytest.raises(mh.ArgumentValueError, match="memory_floor"):
         mh.map(workloads.square, [1], memory_floor=-5)
     assert mh.map(workloads.square, [1, 2], memory_floor=0) == [1, 4]
+
+
+def test_short_jobs_never_look() -> None:
+    looked: list[int] = []
+    backend = Inline()
+    run = Run(
+        backend,
+        Job(workloads.square, "map"),
+        range(6),
+        report=lambda chunk, outcome: None,
+        ordered=True,
+        chunksize=1,
+        policy=Policy(memory_floor=100 * 2**20),
+        clock=Clock(),
+        available_memory=lambda: looked.append(1) or 0,
+    )
+    run.fill()
+    assert len(backend.outcomes) == 6
+    assert looked == []

@@ -69,8 +69,9 @@ class Policy:
     errors: str = "raise"
     retry: Retry | None = None
     timeout: float | None = None
-    #: Bytes of available memory below which no new slot starts (0: no guard).
-    memory_floor: int = 0
+    #: Bytes of available memory below which no new slot starts (0: no guard; None: the
+    #: default, 5% of memory at most 1 GiB, worked out when the guard first looks).
+    memory_floor: int | None = 0
 
     @property
     def stop_on_error(self) -> bool:
@@ -220,7 +221,10 @@ class Run:
         self._closed = False
         self._decisions_told = 0
         self._available_memory = available_memory or _available_memory
-        self._memory_checked = -1.0
+        # Memory runs short over time: the guard first looks after _MEMORY_FIRST_CHECK s, so
+        # short jobs never pay for it (importing psutil alone takes ~40 ms).
+        self._memory_next_check = clock() + _MEMORY_FIRST_CHECK
+        self._memory_floor = policy.memory_floor
         self._memory_low = False
         self._memory_logged = False
         for listener in listeners:
@@ -274,13 +278,15 @@ class Run:
 
     def _short_of_memory(self) -> bool:
         """True while available memory is under the floor (checked at most every 0.1 s)."""
-        floor = self._policy.memory_floor
-        if floor <= 0:
+        if self._memory_floor == 0:
             return False
         now = self._clock()
-        if now - self._memory_checked < _MEMORY_CHECK_EVERY:
+        if now < self._memory_next_check:
             return self._memory_low
-        self._memory_checked = now
+        self._memory_next_check = now + _MEMORY_CHECK_EVERY
+        if self._memory_floor is None:
+            self._memory_floor = default_memory_floor()
+        floor = self._memory_floor
         available = self._available_memory()
         self._memory_low = available < floor
         if self._memory_low:
@@ -315,10 +321,16 @@ class Run:
                 self._submit(slot, base + offset, [chunk.items[offset]])
             return
         done = failed = 0
-        for offset, value in enumerate(outcome.results):
-            if offset not in errors:
-                slot.settle(base + offset, value)
-                done += 1
+        if not errors and base == 0 and slot.open == len(outcome.results) == len(slot.items):
+            # The common case, a whole chunk done at the first try: no per-item work here.
+            slot.results = outcome.results
+            slot.open = 0
+            done = len(outcome.results)
+        else:
+            for offset, value in enumerate(outcome.results):
+                if offset not in errors:
+                    slot.settle(base + offset, value)
+                    done += 1
         for error in outcome.errors:
             failed += self._failed_item(slot, base + error.offset, error)
         self._advanced(done, failed, outcome.busy, outcome.worker)
@@ -425,6 +437,7 @@ class Run:
             listener.finished()
 
 
+_MEMORY_FIRST_CHECK = 0.5
 _MEMORY_CHECK_EVERY = 0.1
 
 
