@@ -210,6 +210,14 @@ class Chunk:
         """Hand the outcome to whoever waits for this chunk (the engine or a Future)."""
         self._report(self, outcome)
 
+    def nudge(self) -> None:
+        """Wake whoever waits for this chunk's outcome, without one, so that it looks again.
+
+        The engine ignores an outcome for a chunk it did not submit, and then refills: a
+        router calls this when its decision lets the engine submit more than before.
+        """
+        self._report(Chunk(self.job, -1, self.start, [], self._report), _NOTHING)
+
     def observe(self, callback: Callable[[Chunk, ChunkOutcome], None]) -> None:
         """Call ``callback`` with the outcome just before it is handed on (a router's hook)."""
         report = self._report
@@ -219,6 +227,9 @@ class Chunk:
             report(chunk, outcome)
 
         self._report = observed
+
+
+_NOTHING = ChunkOutcome([], [], 0.0, 0.0, "")
 
 
 def run_chunk(

@@ -47,8 +47,9 @@ IO_START = 8
 #: Seconds of work observed after a decision before it may be revised.
 REVISE_AFTER = 0.5
 #: Workers the engine is told of while the probe runs: its window (3x this) of single items
-#: is held, so waiting work, once recognised, starts with a backlog to ramp up on.
-PROBING_WORKERS = 64
+#: is held until the decision. Kept small: the decision nudges the engine to refill at once
+#: with the chosen backend's window, so only these few items travel one by one.
+PROBING_WORKERS = 8
 
 _PROBING = Capabilities(synchronous=False, pickles=False, chunk_target=0.005)
 
@@ -142,6 +143,7 @@ class Router:
         self._route: Backend | None = None
         #: This job's decisions: the first, and the revision if one was made.
         self.decisions: list[Decision] = []
+        self._probe: Chunk | None = None
         self._probe_started: float | None = None
         self._probe_thread: int | None = None
         self._probe_cpu0 = 0.0
@@ -231,6 +233,7 @@ class Router:
     # -- probing -----------------------------------------------------------------------
 
     def _start_probe_locked(self, chunk: Chunk) -> None:
+        self._probe = chunk
         self._item_bytes = _pickled_size(chunk.items[0]) if chunk.items else 0
         claim = chunk.on_claim
 
@@ -271,6 +274,7 @@ class Router:
                 self._lock.release()
                 try:
                     self._forward(ready)
+                    self._nudge()
                 finally:
                     self._lock.acquire()
             next_tick = time.perf_counter()
@@ -358,6 +362,14 @@ class Router:
             ready.append(self._held.popleft())
             self._in_flight += 1
         return ready
+
+    def _nudge(self) -> None:
+        """Let the engine refill now, with the decided backend's window, rather than at its
+        next outcome (for a slow call, seconds away). A decision made on an outcome needs
+        none: that outcome wakes the engine next."""
+        probe = self._probe
+        if probe is not None:
+            probe.nudge()
 
     def _forward(self, chunks: list[Chunk]) -> None:
         """Send chunks on from a thread other than the engine's: a failure fails the chunk."""
