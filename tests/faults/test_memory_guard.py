@@ -15,20 +15,25 @@ import workloads
 from doubles import Clock, Inline
 
 
-def test_no_new_slot_starts_while_memory_is_short(caplog: pytest.LogCaptureFixture) -> None:
-    clock, backend = Clock(), Inline()
-    memory = {"available": 10 * 2**20}  # 10 MB, under a 100 MB floor
-    run = Run(
+def guarded_run(backend: Inline, floor: int, available: Any, clock: Clock | None = None) -> Run:
+    """A six-item job of single-item chunks under a memory floor of ``floor`` bytes."""
+    return Run(
         backend,
         Job(workloads.square, "map"),
         range(6),
         report=lambda chunk, outcome: None,
         ordered=True,
         chunksize=1,
-        policy=Policy(memory_floor=100 * 2**20),
-        clock=clock,
-        available_memory=lambda: memory["available"],
+        policy=Policy(memory_floor=floor),
+        clock=clock or Clock(),
+        available_memory=available,
     )
+
+
+def test_no_new_slot_starts_while_memory_is_short(caplog: pytest.LogCaptureFixture) -> None:
+    clock, backend = Clock(), Inline()
+    memory = {"available": 10 * 2**20}  # 10 MB, under a 100 MB floor
+    run = guarded_run(backend, 100 * 2**20, lambda: memory["available"], clock)
     clock.now += 1.0  # the guard first looks after half a second of the job
     with caplog.at_level(logging.WARNING, logger="manyhands"):
         run.fill()
@@ -55,16 +60,7 @@ def test_no_new_slot_starts_while_memory_is_short(caplog: pytest.LogCaptureFixtu
 
 def test_zero_turns_the_guard_off() -> None:
     backend = Inline()
-    run = Run(
-        backend,
-        Job(workloads.square, "map"),
-        range(6),
-        report=lambda chunk, outcome: None,
-        ordered=True,
-        chunksize=1,
-        policy=Policy(memory_floor=0),
-        available_memory=lambda: 0,
-    )
+    run = guarded_run(backend, 0, lambda: 0)
     run.fill()
     assert len(backend.outcomes) == 6
 
@@ -78,17 +74,7 @@ def test_memory_floor_is_checked() -> None:
 def test_short_jobs_never_look() -> None:
     looked: list[int] = []
     backend = Inline()
-    run = Run(
-        backend,
-        Job(workloads.square, "map"),
-        range(6),
-        report=lambda chunk, outcome: None,
-        ordered=True,
-        chunksize=1,
-        policy=Policy(memory_floor=100 * 2**20),
-        clock=Clock(),
-        available_memory=lambda: looked.append(1) or 0,
-    )
+    run = guarded_run(backend, 100 * 2**20, lambda: looked.append(1) or 0)
     run.fill()
     assert len(backend.outcomes) == 6
     assert looked == []

@@ -59,6 +59,10 @@ __all__ = [
 
 Report = Callable[[Chunk, ChunkOutcome], None]
 
+#: Items the engine holds at most (in slots not yet delivered), plus one chunk: memory stays
+#: flat however long the input, even where the window of chunks is wide (1,024 coroutines).
+MAX_HELD_ITEMS = 65_536
+
 log = logging.getLogger("manyhands")
 
 
@@ -209,6 +213,7 @@ class Run:
             workers=backend.workers, target=backend.capabilities.chunk_target, fixed=fixed
         )
         self._slots: dict[int, _Slot] = {}  # started, not yet delivered
+        self._held_items = 0  # items in those slots
         self._tasks: dict[Chunk, tuple[_Slot, int]] = {}  # submitted: (slot, first offset)
         self._attempts: dict[int, int] = {}  # index -> tries that failed
         self._timers: list[tuple[float, int, str, Any]] = []
@@ -247,7 +252,12 @@ class Run:
         # In the caller's thread a second outstanding chunk would only run early; elsewhere
         # three chunks per worker keep every worker fed while one result waits its turn.
         window = 1 if capabilities.synchronous else max(4, 3 * workers)
-        while not self._exhausted and not self._failed and len(self._slots) < window:
+        while (
+            not self._exhausted
+            and not self._failed
+            and len(self._slots) < window
+            and self._held_items < MAX_HELD_ITEMS
+        ):
             if self._slots and self._short_of_memory():
                 return  # one slot always runs: a job slows down, it never stalls
             remaining = None if self._total is None else self._total - self._next_index
@@ -259,6 +269,7 @@ class Run:
                 return
             slot = _Slot(next(self._seqs), self._next_index, batch)
             self._next_index += len(batch)
+            self._held_items += len(batch)
             self._slots[slot.seq] = slot
             self._submit(slot, 0, batch)
 
@@ -419,10 +430,13 @@ class Run:
             while (slot := self._slots.get(self._next_to_yield)) is not None and slot.ready:
                 del self._slots[self._next_to_yield]
                 self._next_to_yield += 1
+                self._held_items -= len(slot.items)
                 yield from _deliver(slot)
         else:
             for seq in [seq for seq, slot in self._slots.items() if slot.ready]:
-                yield from _deliver(self._slots.pop(seq))
+                slot = self._slots.pop(seq)
+                self._held_items -= len(slot.items)
+                yield from _deliver(slot)
 
     def close(self) -> None:
         """Cancel what is still outstanding and tell the listeners; safe to call twice."""

@@ -78,9 +78,9 @@ class _Worker:
         self.proc = proc
         self.sock = sock
         self.name = name
-        #: ticket -> (chunk, pickled function, pickled items), in the order they were sent:
-        #: the first is running, any other waits behind it in the worker.
-        self.outstanding: dict[int, tuple[Chunk, bytes, bytes]] = {}
+        #: ticket -> (chunk, pickled function, pickled size of its items), in the order they
+        #: were sent: the first is running, any other waits behind it in the worker.
+        self.outstanding: dict[int, tuple[Chunk, bytes, int]] = {}
         #: Job keys whose function this worker holds: mirrors the worker's own cache.
         self.functions: OrderedDict[int, None] = OrderedDict()
 
@@ -203,7 +203,9 @@ class ProcessBackend:
             worker.functions[key] = None
             if len(worker.functions) > _worker.FUNCTION_CACHE_SIZE:
                 worker.functions.popitem(last=False)
-        worker.outstanding[ticket] = (chunk, fn_payload, body)
+        # Not the pickled items: megabytes per chunk, needed again only if the worker dies
+        # (then they are pickled anew from the chunk).
+        worker.outstanding[ticket] = (chunk, fn_payload, len(body))
         job = chunk.job
         header = ("run", ticket, key, send_fn, job.mode, job.stop_on_error, job.timed)
         # A failed send means the worker died; the reader sees its EOF and reports the crash.
@@ -283,8 +285,7 @@ class ProcessBackend:
             self._worker_gone(worker)
             return
         with self._lock:
-            chunk, _, items_body = worker.outstanding.pop(ticket)
-            nbytes = len(items_body)
+            chunk, _, nbytes = worker.outstanding.pop(ticket)
             self._dispatch_locked()
             if not self._pending:
                 self._idle.notify_all()
@@ -320,8 +321,8 @@ class ProcessBackend:
             if held and not killed:
                 # Only the first chunk was running; those queued behind it never started:
                 # they go back to the front of the queue, for another worker.
-                for ticket, (chunk, fn_payload, body) in reversed(held[1:]):
-                    self._pending.appendleft((ticket, chunk, fn_payload, body))
+                for ticket, (chunk, fn_payload, _) in reversed(held[1:]):
+                    self._pending.appendleft((ticket, chunk, fn_payload, _pickle_items(chunk)))
         self._selector.unregister(worker.sock)
         worker.sock.close()
         returncode = _reap(worker.proc, grace=_EXIT_GRACE)
