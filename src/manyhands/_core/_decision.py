@@ -206,7 +206,7 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
         return made(
             "process",
             count,
-            0.02,
+            0.05,
             busy,
             f"an item has used {_time(cpu)} of CPU and is still running: with {items} items, "
             f"{count} processes pay",
@@ -219,7 +219,7 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
         return made(
             "process",
             count,
-            0.02,
+            0.05,
             busy,
             f"{count} processes: about {_time(parallel_time)} for {items} items against "
             f"{_time(serial_time)} in one thread",

@@ -87,7 +87,7 @@ class _Worker:
 
 class ProcessBackend:
     name = "process"
-    capabilities = Capabilities(synchronous=False, pickles=True, chunk_target=0.02)
+    capabilities = Capabilities(synchronous=False, pickles=True, chunk_target=0.05)
 
     def __init__(
         self,
