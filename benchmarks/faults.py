@@ -28,6 +28,7 @@ import json, os, signal, sys, threading, time
 from pathlib import Path
 import manyhands as mh
 folder = Path(sys.argv[1])
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if ignored
 
 def report(results, started):
     good = sum(1 for r in results if not isinstance(r, mh.Failure))

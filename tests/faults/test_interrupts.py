@@ -21,9 +21,13 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 SCRIPT = textwrap.dedent(
     """
-    import os, sys, time
+    import os, signal, sys, time
     from pathlib import Path
     import manyhands as mh
+
+    # As in a terminal: a background job of a non-interactive shell (CI, perhaps) starts
+    # with SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     folder, backend, seconds = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 
