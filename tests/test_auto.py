@@ -109,3 +109,19 @@ def test_explicit_workers_win_under_auto() -> None:
         pool.map(workloads.sleepy, range(12))
         (decision,) = pool.statistics().decisions
     assert (decision.backend, decision.workers) == ("thread", 3)
+
+
+@pytest.mark.skipif(mh.available_cpus() < 2, reason="processes need two CPUs to pay")
+def test_threads_chosen_for_waiting_are_revised_when_the_gil_stays_busy() -> None:
+    with mh.Pool() as pool:
+        assert pool.map(workloads.waits_then_computes, range(100)) == list(range(100))
+        decisions = pool.statistics().decisions
+    assert [(d.backend, d.revised) for d in decisions] == [("thread", False), ("process", True)]
+
+
+def test_a_pools_routers_end_with_their_jobs() -> None:
+    with mh.Pool() as pool:
+        for _ in range(5):
+            pool.map(workloads.square, range(100))
+        hub = pool._backends["auto"]  # white box: a long-lived Pool must not accumulate them
+        assert hub._routers == set()  # type: ignore[attr-defined]

@@ -202,3 +202,11 @@ def bad_hang_every(x: int) -> int:
     """Every item hangs until RELEASE is set: every thread that runs one is abandoned."""
     RELEASE.wait(300)
     return x
+
+
+def waits_then_computes(x: int) -> int:
+    """The first ten items wait (threads are right); the rest keep the GIL busy for 30 ms."""
+    if x < 10:
+        time.sleep(0.05)
+        return x
+    return busy(x)

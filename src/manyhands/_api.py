@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ._core._decision import Decision
 from ._core._engine import known_length
@@ -18,9 +18,8 @@ from ._options import (
     check_positive_int,
     default_workers,
 )
-from ._pool import _flatten, collect, run_chunks
-from ._progress import ProgressBar
-from .backends import bind, create
+from ._pool import _flatten, arun_chunks, collect, run_chunks
+from .backends import create
 
 if TYPE_CHECKING:
     import asyncio
@@ -51,30 +50,32 @@ def map(
 ) -> list[R]:
     """``[fn(item) for item in items]``, in parallel; results in input order.
 
-    ``backend`` is ``"auto"`` (the default), ``"serial"``, ``"thread"`` or ``"process"``;
-    ``workers`` defaults to the CPUs this process may use (processes) or a few more (threads).
-    ``ordered=False`` returns results in completion order. ``chunksize`` fixes how many items
-    travel together (default: measured). ``progress=True`` shows a progress bar.
+    ``backend``: ``"auto"`` (the default: measures the first item and chooses), ``"serial"``,
+    ``"thread"``, ``"process"`` or ``"asyncio"``. ``workers``: how many at once (default: the
+    CPUs this process may use for processes, a few more for threads; adapted for auto's
+    threads). ``ordered=False``: completion order. ``chunksize``: items that travel together
+    (default: measured). ``progress=True``: a progress bar.
 
-    The first item that fails raises its own exception, with a note naming the item; the
-    remaining work is cancelled and the workers stopped first.
+    Failures: ``errors="raise"`` raises the first item that fails for good, as its own
+    exception with a note naming the item, after stopping the rest; ``errors="return"`` puts
+    a ``manyhands.Failure`` in its place. ``timeout``: seconds an item may run before it is
+    stopped. ``retries``: more tries for a failed item (an int, or ``manyhands.Retry``).
+    ``memory_floor``: bytes of available memory under which no new item starts.
     """
-    return collect(
-        _prepare(
-            fn,
-            items,
-            "map",
-            backend=backend,
-            workers=workers,
-            ordered=ordered,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            timeout=timeout,
-            retries=retries,
-            memory_floor=memory_floor,
-        )
+    call = _check(
+        fn,
+        items,
+        backend=backend,
+        workers=workers,
+        ordered=ordered,
+        chunksize=chunksize,
+        progress=progress,
+        errors=errors,
+        timeout=timeout,
+        retries=retries,
+        memory_floor=memory_floor,
     )
+    return collect(_one_call(call, "map"))
 
 
 def imap(
@@ -98,22 +99,20 @@ def imap(
     and memory stays flat. Closing or dropping the iterator cancels the pending work and
     stops the workers.
     """
-    return _flatten(
-        _prepare(
-            fn,
-            items,
-            "map",
-            backend=backend,
-            workers=workers,
-            ordered=ordered,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            timeout=timeout,
-            retries=retries,
-            memory_floor=memory_floor,
-        )
+    call = _check(
+        fn,
+        items,
+        backend=backend,
+        workers=workers,
+        ordered=ordered,
+        chunksize=chunksize,
+        progress=progress,
+        errors=errors,
+        timeout=timeout,
+        retries=retries,
+        memory_floor=memory_floor,
     )
+    return _flatten(_one_call(call, "map"))
 
 
 def starmap(
@@ -132,85 +131,20 @@ def starmap(
     memory_floor: int | None = None,
 ) -> list[R]:
     """``[fn(*args) for args in items]``, in parallel, with the options of ``map``."""
-    return collect(
-        _prepare(
-            fn,
-            items,
-            "star",
-            backend=backend,
-            workers=workers,
-            ordered=ordered,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            timeout=timeout,
-            retries=retries,
-            memory_floor=memory_floor,
-        )
+    call = _check(
+        fn,
+        items,
+        backend=backend,
+        workers=workers,
+        ordered=ordered,
+        chunksize=chunksize,
+        progress=progress,
+        errors=errors,
+        timeout=timeout,
+        retries=retries,
+        memory_floor=memory_floor,
     )
-
-
-def _prepare(
-    fn: object,
-    items: object,
-    mode: Mode,
-    *,
-    backend: object,
-    workers: object,
-    **options: object,
-) -> Iterator[list[Any]]:
-    """Check every argument now, in the caller's frame; start workers only when iterated."""
-    function = check_fn(fn)
-    inputs = check_items(items)
-    kind = check_backend(backend)
-    count = check_positive_int("workers", workers, allow_none=True)
-    checked = RunOptions.checked(backend=kind, **options)
-    return _one_call(function, inputs, mode, kind, count, checked)
-
-
-def _one_call(
-    fn: Callable[..., Any],
-    items: Iterable[Any],
-    mode: Mode,
-    kind: str,
-    workers: int | None,
-    options: RunOptions,
-) -> Iterator[list[Any]]:
-    backend = _open_backend(fn, items, kind, workers)
-    finished = False
-    try:
-        yield from run_chunks(backend, fn, items, mode, options)
-        finished = True
-    finally:
-        # Done: stop the idle workers. Otherwise (an error, Ctrl-C, the consumer stopped):
-        # drop the queued work and stop the running work where it can be stopped.
-        backend.shutdown(cancel=not finished)
-
-
-def _open_backend(
-    fn: Callable[..., Any],
-    items: Iterable[Any],
-    kind: str,
-    workers: int | None,
-    *,
-    loop: asyncio.AbstractEventLoop | None = None,
-) -> Backend:
-    """Start the backend for one call; with ``loop``, coroutines run on that (the caller's)."""
-    coroutine = loop is not None and kind == "auto" and inspect.iscoroutinefunction(fn)
-    if (kind == "asyncio" and loop is not None) or coroutine:
-        from .backends.aio import AsyncioBackend
-
-        return AsyncioBackend(workers=_count(items, workers or 1024), loop=loop)
-    if kind == "auto":
-        return create("auto", workers=workers, initializer=None, initargs=(), eager=False)
-    # Eager: the workers' start-up overlaps the pickling of the function and first items.
-    count = _count(items, workers or default_workers(kind))
-    return create(kind, workers=count, initializer=None, initargs=(), eager=True)
-
-
-def _count(items: Iterable[Any], workers: int) -> int:
-    total = known_length(items)
-    return workers if total is None else max(1, min(workers, total))  # none idle
+    return collect(_one_call(call, "star"))
 
 
 async def amap(
@@ -234,10 +168,9 @@ async def amap(
     sessions and connections), ``workers`` coroutines at a time; a plain function runs on
     threads or processes as with ``map``.
     """
-    chunks = _prepare_async(
+    call = _check(
         fn,
         items,
-        "map",
         backend=backend,
         workers=workers,
         ordered=ordered,
@@ -249,7 +182,7 @@ async def amap(
         memory_floor=memory_floor,
     )
     results: list[Any] = []
-    async for chunk in chunks:
+    async for chunk in _one_call_async(call, "map"):
         results.extend(chunk)
     return results
 
@@ -270,83 +203,20 @@ def aimap(
     memory_floor: int | None = None,
 ) -> AsyncIterator[Any]:
     """``async for result in manyhands.aimap(fn, items)``: lazy ``amap``, as ``imap`` is lazy."""
-    return _aflatten(
-        _prepare_async(
-            fn,
-            items,
-            "map",
-            backend=backend,
-            workers=workers,
-            ordered=ordered,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            timeout=timeout,
-            retries=retries,
-            memory_floor=memory_floor,
-        )
+    call = _check(
+        fn,
+        items,
+        backend=backend,
+        workers=workers,
+        ordered=ordered,
+        chunksize=chunksize,
+        progress=progress,
+        errors=errors,
+        timeout=timeout,
+        retries=retries,
+        memory_floor=memory_floor,
     )
-
-
-def _prepare_async(
-    fn: object,
-    items: object,
-    mode: Mode,
-    *,
-    backend: object,
-    workers: object,
-    **options: object,
-) -> AsyncIterator[list[Any]]:
-    function = check_fn(fn)
-    inputs = check_items(items)
-    kind = check_backend(backend)
-    count = check_positive_int("workers", workers, allow_none=True)
-    checked = RunOptions.checked(backend=kind, **options)
-    return _one_call_async(function, inputs, mode, kind, count, checked)
-
-
-async def _one_call_async(
-    fn: Callable[..., Any],
-    items: Iterable[Any],
-    mode: Mode,
-    kind: str,
-    workers: int | None,
-    options: RunOptions,
-) -> AsyncIterator[list[Any]]:
-    import asyncio  # here: synchronous callers never pay for importing it
-
-    from ._core._engine_async import execute_async
-
-    backend = _open_backend(fn, items, kind, workers, loop=asyncio.get_running_loop())
-    listeners = [ProgressBar.for_function(fn)] if options.progress else []
-    job = options.job(fn, mode)
-    target = bind(backend, job, known_length(items))
-    finished = False
-    try:
-        async for results in execute_async(
-            target,
-            job,
-            items,
-            ordered=options.ordered,
-            chunksize=options.chunksize,
-            listeners=listeners,
-            policy=options.policy,
-        ):
-            yield results
-        finished = True
-    finally:
-        backend.shutdown(cancel=not finished)  # a router is shut down with its backend
-
-
-async def _aflatten(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
-    try:
-        async for chunk in chunks:
-            for result in chunk:
-                yield result
-    finally:
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
+    return _aflatten(_one_call_async(call, "map"))
 
 
 def explain(
@@ -370,15 +240,15 @@ def explain(
     (wall and CPU time, pickled sizes). That item is consumed from an iterator. The record's
     ``reasons`` say why in sentences; ``evidence`` holds the numbers.
     """
-    from ._core._decision import Evidence, decide
-    from ._system import available_cpus, gil_enabled
-    from .backends.auto import evidence_from_probe
+    from ._core._decision import decide
+    from ._system import available_cpus
+    from .backends.auto import evidence_from_probe, measured
 
-    function = check_fn(fn)
-    inputs = check_items(items)
-    kind = check_backend(backend)
-    count = check_positive_int("workers", workers, allow_none=True)
-    options = RunOptions.checked(
+    call = _check(
+        fn,
+        items,
+        backend=backend,
+        workers=workers,
         ordered=ordered,
         chunksize=chunksize,
         progress=progress,
@@ -386,23 +256,105 @@ def explain(
         timeout=timeout,
         retries=retries,
         memory_floor=memory_floor,
-        backend=kind,
     )
-    total = known_length(inputs)
-    if kind != "auto":
-        chosen = _count(inputs, count or default_workers(kind))
-        return Decision(kind, chosen, options.chunksize or 1, (f"backend={kind!r} was given",))
-    cpus = available_cpus()
-    if inspect.iscoroutinefunction(function):
-        evidence = Evidence(True, 0.0, 0.0, 0, 0, True, total, cpus, gil_enabled())
+    options = call.options
+    if call.kind != "auto":
+        chosen = _count(call.items, call.workers or default_workers(call.kind))
+        reason = f"backend={call.kind!r} was given"
+        return Decision(call.kind, chosen, options.chunksize or 1, (reason,))
+    total = known_length(call.items)
+    if inspect.iscoroutinefunction(call.fn):
+        evidence = measured(call.fn, wall=0.0, cpu=0.0, items=total, coroutine=True)
     else:
-        iterator = iter(inputs)
         try:
-            first = next(iterator)
+            first = next(iter(call.items))
         except StopIteration:
             return Decision("serial", 1, 1, ("there are no items",))
-        evidence, _ = evidence_from_probe(function, first, "map", total, cpus)
-    decision = decide(evidence, workers=count, stoppable=options.policy.timeout is not None)
+        evidence, _ = evidence_from_probe(call.fn, first, "map", total, available_cpus())
+    stoppable = options.policy.timeout is not None
+    decision = decide(evidence, workers=call.workers, stoppable=stoppable)
     if options.chunksize is not None:
         decision = dataclasses.replace(decision, chunksize=options.chunksize)
     return decision
+
+
+class _Call(NamedTuple):
+    """One call's arguments, checked."""
+
+    fn: Callable[..., Any]
+    items: Iterable[Any]
+    kind: str
+    workers: int | None
+    options: RunOptions
+
+
+def _check(
+    fn: object, items: object, *, backend: object, workers: object, **options: object
+) -> _Call:
+    """Check every argument now, in the caller's frame, before any work starts."""
+    kind = check_backend(backend)
+    return _Call(
+        check_fn(fn),
+        check_items(items),
+        kind,
+        check_positive_int("workers", workers, allow_none=True),
+        RunOptions.checked(backend=kind, **options),
+    )
+
+
+def _one_call(call: _Call, mode: Mode) -> Iterator[list[Any]]:
+    """Run one call on a backend of its own (started when first iterated), then stop it."""
+    backend = _open_backend(call)
+    finished = False
+    try:
+        yield from run_chunks(backend, call.fn, call.items, mode, call.options)
+        finished = True
+    finally:
+        # Done: stop the idle workers. Otherwise (an error, Ctrl-C, the consumer stopped):
+        # drop the queued work and stop the running work where it can be stopped.
+        backend.shutdown(cancel=not finished)
+
+
+async def _one_call_async(call: _Call, mode: Mode) -> AsyncIterator[list[Any]]:
+    import asyncio  # here: synchronous callers never pay for importing it
+
+    backend = _open_backend(call, loop=asyncio.get_running_loop())
+    finished = False
+    try:
+        async for results in arun_chunks(backend, call.fn, call.items, mode, call.options):
+            yield results
+        finished = True
+    finally:
+        backend.shutdown(cancel=not finished)
+
+
+def _open_backend(call: _Call, *, loop: asyncio.AbstractEventLoop | None = None) -> Backend:
+    """Start the backend for one call; with ``loop``, coroutines run on that (the caller's)."""
+    kind = call.kind
+    coroutine = kind == "auto" and inspect.iscoroutinefunction(call.fn)
+    if loop is not None and (kind == "asyncio" or coroutine):
+        from .backends.aio import AsyncioBackend
+
+        count = _count(call.items, call.workers or default_workers("asyncio"))
+        return AsyncioBackend(workers=count, loop=loop)
+    if kind == "auto":
+        return create("auto", workers=call.workers, initializer=None, initargs=(), eager=False)
+    # Eager: the workers' start-up overlaps the pickling of the function and first items.
+    count = _count(call.items, call.workers or default_workers(kind))
+    return create(kind, workers=count, initializer=None, initargs=(), eager=True)
+
+
+def _count(items: Iterable[Any], workers: int) -> int:
+    total = known_length(items)
+    return workers if total is None else max(1, min(workers, total))  # none idle
+
+
+async def _aflatten(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
+    try:
+        async for chunk in chunks:
+            for result in chunk:
+                yield result
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()

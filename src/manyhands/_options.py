@@ -71,6 +71,11 @@ class RunOptions:
             policy=policy,
         )
 
+    @property
+    def engine(self) -> dict[str, Any]:
+        """The options the engine's drivers take, as keywords."""
+        return {"ordered": self.ordered, "chunksize": self.chunksize, "policy": self.policy}
+
     def job(self, fn: Callable[..., Any], mode: Mode) -> Job:
         """The job record a map with these options runs."""
         policy = self.policy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, InvalidStateError
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,7 +31,7 @@ from .backends import bind, create
 if TYPE_CHECKING:
     from ._core._task import Mode
 
-__all__ = ["Pool", "collect", "run_chunks"]
+__all__ = ["Pool", "arun_chunks", "collect", "run_chunks"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -157,7 +157,7 @@ class Pool(Executor):
     def _chunks(
         self, fn: Callable[..., Any], items: Iterable[Any], mode: Mode, options: RunOptions
     ) -> Iterator[list[Any]]:
-        backend = self._backend_for(fn)
+        backend = self._backend(self._kind)
         yield from run_chunks(backend, fn, items, mode, options, listeners=[self._stats])
 
     # -- Executor ----------------------------------------------------------------------
@@ -165,7 +165,7 @@ class Pool(Executor):
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
         """Schedule ``fn(*args, **kwargs)``; its ``Future`` holds the result or the exception."""
         check_fn(fn)
-        backend = self._backend_for(fn)
+        backend = self._backend(self._kind)
         future: Future[R] = Future()
 
         def report(chunk: Chunk, outcome: ChunkOutcome) -> None:
@@ -236,10 +236,6 @@ class Pool(Executor):
 
     # -- backends ----------------------------------------------------------------------
 
-    def _backend_for(self, fn: Callable[..., Any]) -> Backend:
-        del fn  # auto decides per job, in its router
-        return self._backend(self._kind)
-
     def _backend(self, kind: str) -> Backend:
         with self._lock:
             if self._closed:
@@ -271,26 +267,56 @@ def run_chunks(
     listeners: Iterable[Listener] = (),
 ) -> Iterator[list[Any]]:
     """One map over ``backend``, a list of results at a time, with the options applied."""
+    job, target, listening = start_job(backend, fn, items, mode, options, listeners)
+    finished = False
+    try:
+        yield from execute(target, job, items, listeners=listening, **options.engine)
+        finished = True
+    finally:
+        end_job(backend, target, finished=finished)
+
+
+async def arun_chunks(
+    backend: Backend,
+    fn: Callable[..., Any],
+    items: Iterable[Any],
+    mode: Mode,
+    options: RunOptions,
+) -> AsyncIterator[list[Any]]:
+    """``run_chunks`` for async callers: the engine waits on the running event loop."""
+    from ._core._engine_async import execute_async
+
+    job, target, listening = start_job(backend, fn, items, mode, options, ())
+    finished = False
+    try:
+        async for results in execute_async(
+            target, job, items, listeners=listening, **options.engine
+        ):
+            yield results
+        finished = True
+    finally:
+        end_job(backend, target, finished=finished)
+
+
+def start_job(
+    backend: Backend,
+    fn: Callable[..., Any],
+    items: Iterable[Any],
+    mode: Mode,
+    options: RunOptions,
+    listeners: Iterable[Listener],
+) -> tuple[Job, Backend, list[Listener]]:
+    """The job a map runs, the backend it runs on (auto: its own router), who listens."""
     listening = list(listeners)
     if options.progress:
         listening.append(ProgressBar.for_function(fn))
     job = options.job(fn, mode)
-    target = bind(backend, job, known_length(items))
-    finished = False
-    try:
-        yield from execute(
-            target,
-            job,
-            items,
-            ordered=options.ordered,
-            chunksize=options.chunksize,
-            listeners=listening,
-            policy=options.policy,
-        )
-        finished = True
-    finally:
-        if target is not backend:  # auto's router for this job; the backends behind it stay
-            target.shutdown(cancel=not finished)
+    return job, bind(backend, job, known_length(items)), listening
+
+
+def end_job(backend: Backend, target: Backend, *, finished: bool) -> None:
+    if target is not backend:  # auto's router for this job; the backends behind it stay
+        target.shutdown(cancel=not finished)
 
 
 def collect(chunks: Iterator[list[Any]]) -> list[Any]:

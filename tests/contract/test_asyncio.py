@@ -146,3 +146,20 @@ def test_async_initializer_runs_first() -> None:
 
     with mh.Pool(backend="asyncio", workers=3, initializer=connect) as pool:
         assert pool.map(use, range(3)) == ["open-0", "open-1", "open-2"]
+
+
+def test_amap_timeout_cancels_the_task_on_the_callers_loop() -> None:
+    async def hangs_on_3(x: int) -> int:
+        if x == 3:
+            await asyncio.sleep(300)
+        return x
+
+    async def main() -> list[object]:
+        return await mh.amap(hangs_on_3, range(6), timeout=0.2, errors="return")
+
+    results = asyncio.run(main())
+    assert results[:3] == [0, 1, 2]
+    assert results[4:] == [4, 5]
+    failure = results[3]
+    assert isinstance(failure, mh.Failure)
+    assert failure.kind == "timeout"

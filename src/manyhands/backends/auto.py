@@ -36,7 +36,7 @@ from . import create
 if TYPE_CHECKING:
     from .._core._task import Mode
 
-__all__ = ["AutoBackend", "evidence_from_probe"]
+__all__ = ["AutoBackend", "evidence_from_probe", "measured"]
 
 log = logging.getLogger("manyhands")
 
@@ -46,6 +46,10 @@ PROBE_WINDOW = 0.01
 IO_START = 8
 #: Seconds of work observed after a decision before it may be revised.
 REVISE_AFTER = 0.5
+#: Share of one core that a job's threads must keep busy for threads-chosen-for-waiting to be
+#: revised as CPU-bound: a GIL-bound job is near 1.0 on an idle machine; 0.6 leaves room for
+#: other processes competing for the CPUs, and waiting work stays near 0.
+GIL_BUSY = 0.6
 #: Workers the engine is told of while the probe runs: its window (3x this) of single items
 #: is held until the decision. Kept small: the decision nudges the engine to refill at once
 #: with the chosen backend's window, so only these few items travel one by one.
@@ -75,8 +79,7 @@ class AutoBackend:
         self._initargs = initargs
         self._lock = threading.Lock()
         self._delegates: dict[str, Backend] = {}
-        self._routers: list[Router] = []
-        self.decisions: list[Decision] = []
+        self._routers: set[Router] = set()  # the jobs running now
 
     @property
     def workers(self) -> int:
@@ -86,13 +89,25 @@ class AutoBackend:
         """The backend one job runs on: a router that decides for that job."""
         router = Router(self, job, total)
         with self._lock:
-            self._routers.append(router)
+            self._routers.add(router)
         return router
+
+    def forget(self, router: Router) -> None:
+        """A job ended: its router is done (a Pool's hub outlives many jobs)."""
+        with self._lock:
+            self._routers.discard(router)
 
     def submit(self, chunk: Chunk) -> None:
         """A lone call (``Pool.submit``): coroutines on asyncio, anything else on threads."""
         kind = "asyncio" if inspect.iscoroutinefunction(chunk.job.fn) else "thread"
         self.delegate(kind, self.user_workers).submit(chunk)
+
+    def stop(self, chunk: Chunk) -> None:
+        """Stop ``chunk`` wherever it runs (a backend ignores a chunk it does not hold)."""
+        with self._lock:
+            delegates = list(self._delegates.values())
+        for backend in delegates:
+            backend.stop(chunk)
 
     def delegate(self, kind: str, workers: int | None) -> Backend:
         with self._lock:
@@ -113,14 +128,9 @@ class AutoBackend:
 
         return IO_THREAD_CAP if kind == "thread" else default_workers(kind)
 
-    def record(self, decision: Decision) -> None:
-        with self._lock:
-            self.decisions.append(decision)
-        log.debug("manyhands auto decision: %s", decision)
-
     def shutdown(self, *, cancel: bool) -> None:
         with self._lock:
-            routers, self._routers = self._routers, []
+            routers, self._routers = list(self._routers), set()
             delegates = list(self._delegates.values())
         for router in routers:
             router.shutdown(cancel=cancel)
@@ -161,9 +171,11 @@ class Router:
         self._latency_items = 0
         self._latency_busy = 0.0
         self._decided_at = 0.0
-        self._revisable = True
+        self._revised = False
+        self._fn_picklable: bool | None = None  # measured once, when first needed
         if inspect.iscoroutinefunction(job.fn):
-            self._apply(decide(self._evidence(0.0, 0.0, None, complete=True, coroutine=True)))
+            with self._lock:
+                self._decide_locked(measured(job.fn, wall=0.0, cpu=0.0, coroutine=True))
 
     @property
     def decision(self) -> Decision | None:
@@ -182,9 +194,7 @@ class Router:
         decision = self.decision
         if decision is None:
             return self._hub.user_workers or PROBING_WORKERS
-        if decision.workers is None:  # adaptive threads
-            return self._controller.cap if self._controller else IO_THREAD_CAP
-        return decision.workers
+        return IO_THREAD_CAP if decision.workers is None else decision.workers
 
     def submit(self, chunk: Chunk) -> None:
         chunk.observe(self._completed)
@@ -228,7 +238,8 @@ class Router:
             chunk.cancel()
         if ticker is not None and ticker is not threading.current_thread():
             ticker.join()
-        del cancel
+        self._hub.forget(self)
+        del cancel  # held chunks are dropped either way; running ones belong to the delegates
 
     # -- probing -----------------------------------------------------------------------
 
@@ -263,14 +274,7 @@ class Router:
                 if remaining > 0:
                     self._wake.wait(remaining)
                     continue
-                evidence = self._running_probe_evidence_locked(started)
-                ready = self._decide_locked(
-                    decide(
-                        evidence,
-                        workers=self._hub.user_workers,
-                        stoppable=self._job.timeout is not None,
-                    )
-                )
+                ready = self._decide_locked(self._running_probe_evidence_locked(started))
                 self._lock.release()
                 try:
                     self._forward(ready)
@@ -307,32 +311,41 @@ class Router:
         cpu: float,
         result_bytes: int | None,
         *,
-        complete: bool,
-        coroutine: bool = False,
+        complete: bool = True,
+        items: int | None = None,
     ) -> Evidence:
-        return Evidence(
-            coroutine=coroutine,
-            seconds_per_item=wall,
-            cpu_per_item=min(cpu, wall) if wall > 0 else cpu,
+        """What this job was measured to do; ``items`` defaults to the input's length."""
+        if self._fn_picklable is None:
+            self._fn_picklable = _pickled_size(self._job.fn) is not None
+        return measured(
+            self._job.fn,
+            wall=wall,
+            cpu=cpu,
             item_bytes=self._item_bytes,
             result_bytes=result_bytes,
-            function_picklable=_pickled_size(self._job.fn) is not None,
-            items=self._total,
+            items=self._total if items is None else items,
             cpus=self._hub.cpus,
-            gil_enabled=gil_enabled(),
             complete=complete,
+            function_picklable=self._fn_picklable,
         )
 
     # -- deciding and forwarding ---------------------------------------------------------
 
-    def _apply(self, decision: Decision) -> list[Chunk]:
-        with self._lock:
-            return self._decide_locked(decision)
-
-    def _decide_locked(self, decision: Decision) -> list[Chunk]:
-        """Adopt ``decision``; return the held chunks that may go to it now."""
+    def _decide_locked(self, evidence: Evidence, *, revised: bool = False) -> list[Chunk]:
+        """Decide from ``evidence`` and adopt the decision (unless a revision changes
+        nothing); return the held chunks that may go to it now."""
+        decision = decide(
+            evidence,
+            workers=self._hub.user_workers,
+            revised=revised,
+            stoppable=self._job.timeout is not None,
+        )
+        current = self.decision
+        if revised and current is not None and decision.backend == current.backend:
+            return []
+        self._revised = revised
         self.decisions.append(decision)
-        self._hub.record(decision)
+        log.debug("manyhands auto decision: %s", decision)
         self._route = self._hub.delegate(decision.backend, decision.workers)
         self._controller = None
         if decision.backend == "thread" and decision.workers is None:
@@ -343,6 +356,7 @@ class Router:
                 )
                 self._ticker.start()
         self._decided_at = time.perf_counter()
+        self._next_review = self._decided_at + REVISE_AFTER
         self._done = 0
         self._busy = self._cpu = 0.0
         self._wake.notify_all()
@@ -398,60 +412,41 @@ class Router:
             ready: list[Chunk] = []
             if self.decision is None:
                 result_bytes = _pickled_size(outcome.results[0]) if outcome.results else 0
-                wall = outcome.busy / max(items, 1)
-                evidence = self._evidence(
-                    wall, outcome.cpu / max(items, 1), result_bytes, complete=True
-                )
+                per_item = max(items, 1)
                 ready = self._decide_locked(
-                    decide(
-                        evidence,
-                        workers=self._hub.user_workers,
-                        stoppable=self._job.timeout is not None,
-                    )
+                    self._evidence(outcome.busy / per_item, outcome.cpu / per_item, result_bytes)
                 )
-            elif self._revisable:
+            elif not self._revised:
                 ready = self._maybe_revise_locked()
             if not ready:
                 ready = self._release_locked()
         self._forward(ready)
 
     def _maybe_revise_locked(self) -> list[Chunk]:
-        """Revise once, when the work since the decision looks different from the probe."""
+        """Revise once, if the work since the decision looks different from the probe.
+
+        Looked at every ``REVISE_AFTER`` seconds of the run, on the work measured since the
+        decision, until a revision is made.
+        """
         decision = self.decision
         assert decision is not None
-        elapsed = time.perf_counter() - self._decided_at
-        if self._done == 0 or elapsed < REVISE_AFTER or decision.backend in ("asyncio", "process"):
+        now = time.perf_counter()
+        if decision.backend in ("asyncio", "process") or now < self._next_review:
             return []
-        self._revisable = False
+        self._next_review = now + REVISE_AFTER
+        if self._done == 0:
+            return []
         per_item_cpu = self._cpu / self._done
         if decision.backend == "thread":
-            # Threads were chosen for waiting work; a GIL-bound process says otherwise.
-            if self._cpu / elapsed < 0.8:
+            # Threads were chosen for waiting work; a GIL kept busy says otherwise.
+            if self._cpu / (now - self._decided_at) < GIL_BUSY:
                 return []
-            wall = per_item_cpu  # CPU-bound: wall time would be the CPU time, uncontended
+            wall = per_item_cpu  # CPU-bound: uncontended, its wall time is its CPU time
         else:
             wall = self._busy / self._done
         remaining = None if self._total is None else max(0, self._total - self._done)
-        evidence = Evidence(
-            coroutine=False,
-            seconds_per_item=wall,
-            cpu_per_item=min(per_item_cpu, wall),
-            item_bytes=self._item_bytes,
-            result_bytes=None if self._item_bytes is None else 0,
-            function_picklable=_pickled_size(self._job.fn) is not None,
-            items=remaining,
-            cpus=self._hub.cpus,
-            gil_enabled=gil_enabled(),
-        )
-        revised = decide(
-            evidence,
-            workers=self._hub.user_workers,
-            revised=True,
-            stoppable=self._job.timeout is not None,
-        )
-        if revised.backend == decision.backend:
-            return []
-        return self._decide_locked(revised)
+        evidence = self._evidence(wall, per_item_cpu, 0, items=remaining)
+        return self._decide_locked(evidence, revised=True)
 
     def _tick_locked(self) -> list[Chunk]:
         controller = self._controller
@@ -483,18 +478,47 @@ def evidence_from_probe(
         assert error is not None
         raise error
     result = outcome.results[0]
-    evidence = Evidence(
-        coroutine=False,
-        seconds_per_item=outcome.busy,
-        cpu_per_item=min(outcome.cpu, outcome.busy),
+    evidence = measured(
+        fn,
+        wall=outcome.busy,
+        cpu=outcome.cpu,
         item_bytes=_pickled_size(item),
         result_bytes=_pickled_size(result),
-        function_picklable=_pickled_size(fn) is not None,
         items=total,
         cpus=cpus,
-        gil_enabled=gil_enabled(),
     )
     return evidence, result
+
+
+def measured(
+    fn: Callable[..., Any],
+    *,
+    wall: float,
+    cpu: float,
+    item_bytes: int | None = 0,
+    result_bytes: int | None = 0,
+    items: int | None = None,
+    cpus: int | None = None,
+    complete: bool = True,
+    coroutine: bool = False,
+    function_picklable: bool | None = None,
+) -> Evidence:
+    """The ``Evidence`` for ``fn`` measured at ``wall`` and ``cpu`` seconds an item; the
+    facts not given (picklability, CPUs, the GIL) are read here."""
+    if function_picklable is None:
+        function_picklable = coroutine or _pickled_size(fn) is not None
+    return Evidence(
+        coroutine=coroutine,
+        seconds_per_item=wall,
+        cpu_per_item=min(cpu, wall) if wall > 0 else cpu,
+        item_bytes=item_bytes,
+        result_bytes=result_bytes,
+        function_picklable=function_picklable,
+        items=items,
+        cpus=available_cpus() if cpus is None else cpus,
+        gil_enabled=gil_enabled(),
+        complete=complete,
+    )
 
 
 def _pickled_size(value: object) -> int | None:

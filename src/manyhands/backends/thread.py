@@ -7,6 +7,7 @@ demand, up to ``workers``, and stay until shutdown.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -45,6 +46,7 @@ class ThreadBackend:
         self._queue: queue.SimpleQueue[Chunk | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._names = itertools.count(1)  # not len(_threads): abandoned threads leave it
         # Counts threads waiting for work: a new thread is started only when none is idle.
         self._idle = threading.Semaphore(0)
         self._closed = False
@@ -74,7 +76,7 @@ class ThreadBackend:
     def _start_thread(self) -> None:
         thread = threading.Thread(
             target=self._work,
-            name=f"manyhands-thread-{len(self._threads) + 1}",
+            name=f"manyhands-thread-{next(self._names)}",
             daemon=True,
         )
         self._threads.append(thread)
