@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from ._errors import (
         ArgumentTypeError,
         ArgumentValueError,
+        JournalError,
+        JournalInUse,
+        JournalMismatch,
         ManyhandsError,
         PoolClosedError,
         RemoteError,
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
         TaskTimeout,
         WorkerCrashed,
     )
+    from ._journal_status import JournalItem, JournalStatus, journal_status
     from ._pool import Pool
     from ._stats import PoolStatistics
     from ._system import available_cpus
@@ -44,6 +48,11 @@ __all__ = [
     "ArgumentValueError",
     "Decision",
     "Failure",
+    "JournalError",
+    "JournalInUse",
+    "JournalItem",
+    "JournalMismatch",
+    "JournalStatus",
     "ManyhandsError",
     "Pool",
     "PoolClosedError",
@@ -59,6 +68,7 @@ __all__ = [
     "available_cpus",
     "explain",
     "imap",
+    "journal_status",
     "map",
     "starmap",
 ]
@@ -78,6 +88,12 @@ _HOME = {
     "starmap": "_api",
     "ArgumentTypeError": "_errors",
     "ArgumentValueError": "_errors",
+    "JournalError": "_errors",
+    "JournalInUse": "_errors",
+    "JournalMismatch": "_errors",
+    "JournalItem": "_journal_status",
+    "JournalStatus": "_journal_status",
+    "journal_status": "_journal_status",
     "ManyhandsError": "_errors",
     "PoolClosedError": "_errors",
     "RemoteError": "_errors",

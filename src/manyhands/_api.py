@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -47,6 +48,9 @@ def map(
     timeout: float | None = None,
     retries: int | Retry = 0,
     memory_floor: int | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    retry_failed: bool = False,
+    journal_mismatch: str = "raise",
 ) -> list[R]:
     """``[fn(item) for item in items]``, in parallel; results in input order.
 
@@ -61,6 +65,11 @@ def map(
     a ``manyhands.Failure`` in its place. ``timeout``: seconds an item may run before it is
     stopped. ``retries``: more tries for a failed item (an int, or ``manyhands.Retry``).
     ``memory_floor``: bytes of available memory under which no new item starts.
+
+    ``journal="run.db"``: record every finished item in that SQLite file; the same call again
+    skips what it holds and returns the stored results in their places (failures too, unless
+    ``retry_failed=True``). A journal of another function or other items is refused unless
+    ``journal_mismatch="rerun"``. Results are pickled: a journal is trusted data.
     """
     call = _check(
         fn,
@@ -74,6 +83,9 @@ def map(
         timeout=timeout,
         retries=retries,
         memory_floor=memory_floor,
+        journal=journal,
+        retry_failed=retry_failed,
+        journal_mismatch=journal_mismatch,
     )
     return collect(_one_call(call, "map"))
 
@@ -92,6 +104,9 @@ def imap(
     timeout: float | None = None,
     retries: int | Retry = 0,
     memory_floor: int | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    retry_failed: bool = False,
+    journal_mismatch: str = "raise",
 ) -> Iterator[R]:
     """Lazily yield ``fn(item)`` for each item, with the options of ``map``.
 
@@ -111,6 +126,9 @@ def imap(
         timeout=timeout,
         retries=retries,
         memory_floor=memory_floor,
+        journal=journal,
+        retry_failed=retry_failed,
+        journal_mismatch=journal_mismatch,
     )
     return _flatten(_one_call(call, "map"))
 
@@ -129,6 +147,9 @@ def starmap(
     timeout: float | None = None,
     retries: int | Retry = 0,
     memory_floor: int | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    retry_failed: bool = False,
+    journal_mismatch: str = "raise",
 ) -> list[R]:
     """``[fn(*args) for args in items]``, in parallel, with the options of ``map``."""
     call = _check(
@@ -143,6 +164,9 @@ def starmap(
         timeout=timeout,
         retries=retries,
         memory_floor=memory_floor,
+        journal=journal,
+        retry_failed=retry_failed,
+        journal_mismatch=journal_mismatch,
     )
     return collect(_one_call(call, "star"))
 
@@ -161,6 +185,9 @@ async def amap(
     timeout: float | None = None,
     retries: int | Retry = 0,
     memory_floor: int | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    retry_failed: bool = False,
+    journal_mismatch: str = "raise",
 ) -> list[Any]:
     """``await manyhands.amap(fn, items)``: ``map`` for async callers; never blocks the loop.
 
@@ -180,6 +207,9 @@ async def amap(
         timeout=timeout,
         retries=retries,
         memory_floor=memory_floor,
+        journal=journal,
+        retry_failed=retry_failed,
+        journal_mismatch=journal_mismatch,
     )
     results: list[Any] = []
     async for chunk in _one_call_async(call, "map"):
@@ -201,6 +231,9 @@ def aimap(
     timeout: float | None = None,
     retries: int | Retry = 0,
     memory_floor: int | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    retry_failed: bool = False,
+    journal_mismatch: str = "raise",
 ) -> AsyncIterator[Any]:
     """``async for result in manyhands.aimap(fn, items)``: lazy ``amap``, as ``imap`` is lazy."""
     call = _check(
@@ -215,6 +248,9 @@ def aimap(
         timeout=timeout,
         retries=retries,
         memory_floor=memory_floor,
+        journal=journal,
+        retry_failed=retry_failed,
+        journal_mismatch=journal_mismatch,
     )
     return _aflatten(_one_call_async(call, "map"))
 

@@ -11,6 +11,11 @@
      |    +-- RemoteError                  (also RuntimeError) a worker's exception that could
      |    |                                                   not travel back to the caller
      |    +-- PoolClosedError              (also RuntimeError) work submitted to a closed Pool
+     |    +-- JournalError                 a journal file that cannot be used (not a journal,
+     |         |                           unreadable, a newer format)
+     |         +-- JournalMismatch         (also ValueError) it records another function or
+     |         |                           other items
+     |         +-- JournalInUse            (also RuntimeError) another run is writing it
      +-- RemoteTraceback                   carries a worker's traceback text; it is set as the
                                            ``__cause__`` of an exception raised in a worker
 
@@ -30,6 +35,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ArgumentTypeError",
     "ArgumentValueError",
+    "JournalError",
+    "JournalInUse",
+    "JournalMismatch",
     "ManyhandsError",
     "PoolClosedError",
     "RemoteError",
@@ -125,6 +133,18 @@ def _rebuild_remote_error(message: str, type_name: str) -> RemoteError:
 
 class PoolClosedError(ManyhandsError, RuntimeError):
     """Work was given to a Pool after ``shutdown()`` or after its ``with`` block ended."""
+
+
+class JournalError(ManyhandsError):
+    """A journal file cannot be used; the message says why and what to do."""
+
+
+class JournalMismatch(JournalError, ValueError):
+    """The journal records a different job: another function, or other items at an index."""
+
+
+class JournalInUse(JournalError, RuntimeError):
+    """Another run, in this process or another, is writing the journal right now."""
 
 
 class RemoteTraceback(Exception):

@@ -5,6 +5,7 @@ Every message names the parameter, the value given, what is accepted, and the us
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,8 +19,39 @@ from .backends import BACKEND_NAMES
 
 if TYPE_CHECKING:
     from ._core._task import Mode
+    from ._journal import Journal
 
-__all__ = ["BACKEND_CHOICES", "RunOptions", "check_fn", "check_items", "default_workers"]
+__all__ = [
+    "BACKEND_CHOICES",
+    "JournalOptions",
+    "RunOptions",
+    "check_fn",
+    "check_items",
+    "default_workers",
+]
+
+
+@dataclass(frozen=True)
+class JournalOptions:
+    """Where a map records its finished items, and what a resumed run does with failures."""
+
+    path: str
+    retry_failed: bool = False
+    #: "raise": a journal of another job is refused; "rerun": its mismatched records run again.
+    mismatch: str = "raise"
+
+    def open(self, fn: Callable[..., Any], mode: Mode, total: int | None) -> Journal:
+        from ._journal import Journal, function_identity  # sqlite3 only when a journal is used
+
+        return Journal.open(
+            self.path,
+            function=function_identity(fn),
+            mode=mode,
+            total=total,
+            retry_failed=self.retry_failed,
+            mismatch=self.mismatch,
+        )
+
 
 BACKEND_CHOICES: tuple[str, ...] = BACKEND_NAMES
 
@@ -32,6 +64,7 @@ class RunOptions:
     chunksize: int | None = None
     progress: bool = False
     policy: Policy = DEFAULT_POLICY
+    journal: JournalOptions | None = None
 
     @classmethod
     def checked(
@@ -44,6 +77,9 @@ class RunOptions:
         timeout: object = None,
         retries: object = 0,
         memory_floor: object = None,
+        journal: object = None,
+        retry_failed: object = False,
+        journal_mismatch: object = "raise",
         backend: str = "auto",
     ) -> RunOptions:
         size = check_positive_int("chunksize", chunksize, allow_none=True)
@@ -69,6 +105,7 @@ class RunOptions:
             chunksize=size,
             progress=check_bool("progress", progress),
             policy=policy,
+            journal=check_journal(journal, retry_failed, journal_mismatch),
         )
 
     @property
@@ -87,6 +124,41 @@ class RunOptions:
             timed=timed or policy.timeout is not None,
             timeout=policy.timeout,
         )
+
+
+def check_journal(
+    journal: object, retry_failed: object, journal_mismatch: object
+) -> JournalOptions | None:
+    retry = check_bool("retry_failed", retry_failed)
+    if journal_mismatch not in ("raise", "rerun"):
+        raise ArgumentValueError(
+            f"journal_mismatch={short_repr(journal_mismatch)} is not accepted; use 'raise' (a "
+            "journal of another job is refused) or 'rerun' (items whose record does not match "
+            "run again)"
+        )
+    if journal is None:
+        for name, value, default in (
+            ("retry_failed", retry, False),
+            ("journal_mismatch", journal_mismatch, "raise"),
+        ):
+            if value != default:
+                raise ArgumentValueError(
+                    f"{name}={value!r} applies to a journal, and none was given: pass "
+                    f"journal='path.db' as well, or drop {name}="
+                )
+        return None
+    if not isinstance(journal, (str, os.PathLike)):
+        raise ArgumentTypeError(
+            f"journal must be the path of a file (a str or pathlib.Path), got "
+            f"{short_repr(journal)} ({type(journal).__name__})"
+        )
+    path = os.fspath(journal)
+    if not isinstance(path, str) or not path.strip() or path == ":memory:":
+        raise ArgumentValueError(
+            f"journal={short_repr(journal)} is not a file path; give one such as "
+            "journal='crawl.db' (it is created if it does not exist)"
+        )
+    return JournalOptions(path, retry_failed=retry, mismatch=str(journal_mismatch))
 
 
 def check_errors(errors: object) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -30,6 +31,7 @@ from .backends import bind, create
 
 if TYPE_CHECKING:
     from ._core._task import Mode
+    from ._journal import Journal
 
 __all__ = ["Pool", "arun_chunks", "collect", "run_chunks"]
 
@@ -86,6 +88,9 @@ class Pool(Executor):
         timeout: float | None = None,
         retries: int | Retry = 0,
         memory_floor: int | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        retry_failed: bool = False,
+        journal_mismatch: str = "raise",
     ) -> list[R]:
         """``[fn(item) for item in items]``, run on the pool's workers."""
         options = RunOptions.checked(
@@ -96,6 +101,9 @@ class Pool(Executor):
             timeout=timeout,
             retries=retries,
             memory_floor=memory_floor,
+            journal=journal,
+            retry_failed=retry_failed,
+            journal_mismatch=journal_mismatch,
             backend=self._kind,
         )
         return collect(self._chunks(check_fn(fn), check_items(items), "map", options))
@@ -113,6 +121,9 @@ class Pool(Executor):
         timeout: float | None = None,
         retries: int | Retry = 0,
         memory_floor: int | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        retry_failed: bool = False,
+        journal_mismatch: str = "raise",
     ) -> Iterator[R]:
         """Lazily yield ``fn(item)`` for each item; see ``manyhands.imap``."""
         options = RunOptions.checked(
@@ -123,6 +134,9 @@ class Pool(Executor):
             timeout=timeout,
             retries=retries,
             memory_floor=memory_floor,
+            journal=journal,
+            retry_failed=retry_failed,
+            journal_mismatch=journal_mismatch,
             backend=self._kind,
         )
         return _flatten(self._chunks(check_fn(fn), check_items(items), "map", options))
@@ -140,6 +154,9 @@ class Pool(Executor):
         timeout: float | None = None,
         retries: int | Retry = 0,
         memory_floor: int | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        retry_failed: bool = False,
+        journal_mismatch: str = "raise",
     ) -> list[R]:
         """``[fn(*args) for args in items]``, run on the pool's workers."""
         options = RunOptions.checked(
@@ -150,6 +167,9 @@ class Pool(Executor):
             timeout=timeout,
             retries=retries,
             memory_floor=memory_floor,
+            journal=journal,
+            retry_failed=retry_failed,
+            journal_mismatch=journal_mismatch,
             backend=self._kind,
         )
         return collect(self._chunks(check_fn(fn), check_items(items), "star", options))
@@ -267,13 +287,13 @@ def run_chunks(
     listeners: Iterable[Listener] = (),
 ) -> Iterator[list[Any]]:
     """One map over ``backend``, a list of results at a time, with the options applied."""
-    job, target, listening = start_job(backend, fn, items, mode, options, listeners)
+    job, target, listening, store = start_job(backend, fn, items, mode, options, listeners)
     finished = False
     try:
-        yield from execute(target, job, items, listeners=listening, **options.engine)
+        yield from execute(target, job, items, listeners=listening, store=store, **options.engine)
         finished = True
     finally:
-        end_job(backend, target, finished=finished)
+        end_job(backend, target, store, finished=finished)
 
 
 async def arun_chunks(
@@ -286,16 +306,16 @@ async def arun_chunks(
     """``run_chunks`` for async callers: the engine waits on the running event loop."""
     from ._core._engine_async import execute_async
 
-    job, target, listening = start_job(backend, fn, items, mode, options, ())
+    job, target, listening, store = start_job(backend, fn, items, mode, options, ())
     finished = False
     try:
         async for results in execute_async(
-            target, job, items, listeners=listening, **options.engine
+            target, job, items, listeners=listening, store=store, **options.engine
         ):
             yield results
         finished = True
     finally:
-        end_job(backend, target, finished=finished)
+        end_job(backend, target, store, finished=finished)
 
 
 def start_job(
@@ -305,18 +325,25 @@ def start_job(
     mode: Mode,
     options: RunOptions,
     listeners: Iterable[Listener],
-) -> tuple[Job, Backend, list[Listener]]:
-    """The job a map runs, the backend it runs on (auto: its own router), who listens."""
+) -> tuple[Job, Backend, list[Listener], Journal | None]:
+    """The job a map runs, the backend it runs on (auto: its own router), who listens, and
+    the journal it records into."""
+    total = known_length(items)
+    journal = None if options.journal is None else options.journal.open(fn, mode, total)
     listening = list(listeners)
     if options.progress:
         listening.append(ProgressBar.for_function(fn))
     job = options.job(fn, mode)
-    return job, bind(backend, job, known_length(items)), listening
+    return job, bind(backend, job, total), listening, journal
 
 
-def end_job(backend: Backend, target: Backend, *, finished: bool) -> None:
-    if target is not backend:  # auto's router for this job; the backends behind it stay
-        target.shutdown(cancel=not finished)
+def end_job(backend: Backend, target: Backend, journal: Journal | None, *, finished: bool) -> None:
+    try:
+        if target is not backend:  # auto's router for this job; the backends behind it stay
+            target.shutdown(cancel=not finished)
+    finally:
+        if journal is not None:
+            journal.close(finished=finished)
 
 
 def collect(chunks: Iterator[list[Any]]) -> list[Any]:

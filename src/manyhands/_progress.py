@@ -15,6 +15,7 @@ class ProgressBar:
         self._description = description
         self._bar: Any = None
         self._failed = 0
+        self._resumed = 0
 
     @classmethod
     def for_function(cls, fn: Callable[..., Any]) -> ProgressBar:
@@ -39,6 +40,12 @@ class ProgressBar:
         if failed:
             self._failed += failed
             self._bar.set_postfix(failed=self._failed, refresh=False)
+        self._bar.update(done + failed)
+
+    def recalled(self, *, done: int, failed: int) -> None:
+        # Finished in an earlier run: counted, so that the bar shows the whole job.
+        self._resumed += done + failed
+        self._bar.set_postfix(resumed=self._resumed, refresh=False)
         self._bar.update(done + failed)
 
     def finished(self) -> None:

@@ -88,5 +88,8 @@ class StatisticsRecorder:
             if worker:
                 self._busy[worker] = self._busy.get(worker, 0.0) + busy
 
+    def recalled(self, *, done: int, failed: int) -> None:
+        pass  # found in a journal: they did not run here
+
     def finished(self) -> None:
         pass

@@ -26,6 +26,11 @@ every earlier item runs to the end, so the error raised is that of the lowest fa
 Unordered, the first final failure is raised at once. Either way what is outstanding is
 cancelled before the exception leaves the generator. Errors returned (``errors="return"``):
 the failure takes the item's place as a ``Failure`` record.
+
+With a *store* (the journal), each pulled batch is first recalled from it: items it holds an
+outcome for are settled at once and never run, and every item that becomes final is recorded.
+Records are written at most ``FLUSH_AFTER`` seconds after they are made, and when the run
+closes, so a killed run loses at most that much finished work.
 """
 
 from __future__ import annotations
@@ -45,10 +50,12 @@ from ._chunking import Chunker
 from ._events import Listener
 from ._failure import Failure, Retry
 from ._protocol import Backend
+from ._store import Store
 from ._task import Chunk, ChunkOutcome, ItemError, Job
 
 __all__ = [
     "DEFAULT_POLICY",
+    "FLUSH_AFTER",
     "Policy",
     "Run",
     "default_memory_floor",
@@ -62,6 +69,12 @@ Report = Callable[[Chunk, ChunkOutcome], None]
 #: Items the engine holds at most (in slots not yet delivered), plus one chunk: memory stays
 #: flat however long the input, even where the window of chunks is wide (1,024 coroutines).
 MAX_HELD_ITEMS = 65_536
+
+#: Seconds a store's record may wait before it is written: the finished work a kill can cost.
+FLUSH_AFTER = 0.05
+
+#: Items pulled at once at most while every item pulled is recalled from the store.
+MAX_RECALL_BATCH = 8192
 
 log = logging.getLogger("manyhands")
 
@@ -96,6 +109,7 @@ def execute(
     chunksize: int | None,
     listeners: Sequence[Listener] = (),
     policy: Policy = DEFAULT_POLICY,
+    store: Store | None = None,
 ) -> Iterator[list[Any]]:
     """Run ``job`` over ``items`` on ``backend``; yield the results a chunk's list at a time.
 
@@ -117,10 +131,13 @@ def execute(
         chunksize=chunksize,
         listeners=listeners,
         policy=policy,
+        store=store,
     )
     try:
         while True:
-            run.fill()
+            if run.fill():
+                yield from run.due()
+                continue
             if run.finished:
                 return
             try:
@@ -193,6 +210,7 @@ class Run:
         chunksize: int | None,
         listeners: Sequence[Listener] = (),
         policy: Policy = DEFAULT_POLICY,
+        store: Store | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         available_memory: Callable[[], int] | None = None,
@@ -225,6 +243,9 @@ class Run:
         self._failed = False
         self._closed = False
         self._decisions_told = 0
+        self._store = store
+        self._unflushed_since: float | None = None  # when the oldest unwritten record was made
+        self._recall_batch = 0  # while everything pulled was recalled: pull this many at once
         self._available_memory = available_memory or _available_memory
         # Memory runs short over time: the guard first looks after _MEMORY_FIRST_CHECK s, so
         # short jobs never pay for it (importing psutil alone takes ~40 ms).
@@ -242,8 +263,11 @@ class Run:
 
     # -- submitting ----------------------------------------------------------------------
 
-    def fill(self) -> None:
-        """Start slots while fewer than the window are undelivered and input remains."""
+    def fill(self) -> bool:
+        """Start slots while fewer than the window are undelivered and input remains.
+
+        True when the store settled items, so that results may be due at once (``due``).
+        """
         backend = self._backend
         # Read each time: a composite backend (auto) may change what it runs on mid-job.
         capabilities = backend.capabilities
@@ -252,6 +276,7 @@ class Run:
         # In the caller's thread a second outstanding chunk would only run early; elsewhere
         # three chunks per worker keep every worker fed while one result waits its turn.
         window = 1 if capabilities.synchronous else max(4, 3 * workers)
+        settled = False
         while (
             not self._exhausted
             and not self._failed
@@ -259,19 +284,70 @@ class Run:
             and self._held_items < MAX_HELD_ITEMS
         ):
             if self._slots and self._short_of_memory():
-                return  # one slot always runs: a job slows down, it never stalls
+                break  # one slot always runs: a job slows down, it never stalls
             remaining = None if self._total is None else self._total - self._next_index
-            size = self._chunker.next_size(remaining)
+            size = max(self._chunker.next_size(remaining), self._recall_batch)
             batch = list(itertools.islice(self._iterator, size))
             if len(batch) < size:
                 self._exhausted = True
             if not batch:
-                return
+                break
             slot = _Slot(next(self._seqs), self._next_index, batch)
             self._next_index += len(batch)
             self._held_items += len(batch)
             self._slots[slot.seq] = slot
-            self._submit(slot, 0, batch)
+            if self._store is None:
+                self._submit(slot, 0, batch)
+            else:
+                settled |= self._recall(self._store, slot)
+        return settled
+
+    def _recall(self, store: Store, slot: _Slot) -> bool:
+        """Settle the slot's items the store holds; submit the others. True if any settled."""
+        recalled = store.recall(slot.start, slot.items)
+        size = len(slot.items)
+        # A resumed run skips what it finished: pull more at once while all of it is known.
+        self._recall_batch = min(2 * size, MAX_RECALL_BATCH) if len(recalled) == size else 0
+        if not recalled:
+            self._submit(slot, 0, slot.items)
+            return False
+        done = failed = 0
+        pending = 0  # the first offset of the run of items to submit
+        for offset in range(size):
+            entry = recalled.get(offset)
+            if entry is None:
+                continue
+            self._submit_run(slot, pending, offset)
+            pending = offset + 1
+            if entry.ok:
+                slot.settle(offset, entry.value)
+                done += 1
+                continue
+            failed += 1
+            if self._policy.errors == "return":
+                slot.settle(offset, entry.value)
+                continue
+            exception = entry.value.exception  # a store's failure carries an exception
+            add_note(
+                exception,
+                f"manyhands: raised for item {slot.start + offset}: "
+                f"{short_repr(slot.items[offset])}",
+            )
+            slot.fail(offset, exception)
+            self._failed = True
+            pending = size  # what follows the failure is never delivered: do not run it
+            break
+        self._submit_run(slot, pending, size)
+        for listener in self._listeners:
+            listener.recalled(done=done, failed=failed)
+        return True
+
+    def _submit_run(self, slot: _Slot, start: int, stop: int) -> None:
+        """Submit the slot's items ``start:stop`` in chunks of the usual size."""
+        while start < stop:
+            size = min(stop - start, self._chunker.next_size(None))
+            self._submit(slot, start, slot.items[start : start + size])
+            start += size
 
     def _submit(self, slot: _Slot, offset: int, items: list[Any]) -> None:
         chunk = Chunk(
@@ -342,12 +418,51 @@ class Run:
                 if offset not in errors:
                     slot.settle(base + offset, value)
                     done += 1
+        if self._store is not None and done:
+            self._record(chunk, outcome, errors)
         for error in outcome.errors:
-            failed += self._failed_item(slot, base + error.offset, error)
+            failed += self._failed_item(slot, base + error.offset, error, outcome.worker)
         self._advanced(done, failed, outcome.busy, outcome.worker)
         yield from self._due()
 
-    def _failed_item(self, slot: _Slot, offset: int, error: ItemError) -> int:
+    def _record(self, chunk: Chunk, outcome: ChunkOutcome, errors: dict[int, ItemError]) -> None:
+        """Tell the store which of the chunk's items ran to a result."""
+        assert self._store is not None
+        seconds = outcome.busy / max(1, outcome.ran)
+        record = self._store.record
+        # Only a one-item chunk can be a retry; a chunk of several is every item's first try.
+        attempts = self._attempts.get(chunk.start, 0) + 1 if len(chunk.items) == 1 else 1
+        if not errors:
+            record(
+                chunk.start,
+                chunk.items,
+                outcome.results,
+                worker=outcome.worker,
+                seconds=seconds,
+                attempts=attempts,
+            )
+        else:
+            for offset, value in enumerate(outcome.results):
+                if offset not in errors:
+                    record(
+                        chunk.start + offset,
+                        [chunk.items[offset]],
+                        [value],
+                        worker=outcome.worker,
+                        seconds=seconds,
+                    )
+        self._wrote()
+
+    def _wrote(self) -> None:
+        if self._unflushed_since is None:
+            self._unflushed_since = self._clock()
+
+    def _flush(self) -> None:
+        if self._store is not None and self._unflushed_since is not None:
+            self._unflushed_since = None
+            self._store.flush()
+
+    def _failed_item(self, slot: _Slot, offset: int, error: ItemError, worker: str) -> int:
         """Retry the item, or make its failure final (1: final, 0: retried)."""
         index = slot.start + offset
         attempts = self._attempts.get(index, 0) + 1
@@ -357,9 +472,15 @@ class Run:
             self._arm(self._clock() + retry.delay(attempts, self._rng), "retry", (slot, offset))
             return 0
         item = slot.items[offset]
-        if self._policy.errors == "return":
-            slot.settle(offset, _failure(error, index, item, attempts))
-            return 1
+        returned = self._policy.errors == "return"
+        if returned or self._store is not None:
+            failure = _failure(error, index, item, attempts)
+            if self._store is not None:  # before item_exception adds its note to the exception
+                self._store.record_failure(failure, worker=worker)
+                self._wrote()
+            if returned:
+                slot.settle(offset, failure)
+                return 1
         slot.fail(offset, item_exception(error, index, item))
         self._failed = True
         return 1
@@ -379,13 +500,17 @@ class Run:
 
     def next_timer(self) -> float | None:
         """Seconds until the next timer is due (0 if overdue), None without timers."""
-        if not self._timers:
-            return None
-        return max(0.0, self._timers[0][0] - self._clock())
+        due = self._timers[0][0] if self._timers else None
+        if self._unflushed_since is not None:
+            flush_at = self._unflushed_since + FLUSH_AFTER
+            due = flush_at if due is None else min(due, flush_at)
+        return None if due is None else max(0.0, due - self._clock())
 
     def fire(self) -> Iterator[list[Any]]:
         """Act on every timer now due: retry items, time out items; yield what is now due."""
         now = self._clock()
+        if self._unflushed_since is not None and self._unflushed_since + FLUSH_AFTER <= now:
+            self._flush()
         while self._timers and self._timers[0][0] <= now:
             _, _, kind, payload = heapq.heappop(self._timers)
             if kind == "retry":
@@ -420,10 +545,14 @@ class Run:
             timeout=timeout,
         )
         failure = ItemError(0, "timeout", error, "TaskTimeout", str(error), duration=now - started)
-        failed = self._failed_item(slot, offset, failure)
+        failed = self._failed_item(slot, offset, failure, "")
         self._advanced(0, failed, now - started, "")
 
     # -- delivering ----------------------------------------------------------------------
+
+    def due(self) -> Iterator[list[Any]]:
+        """Yield the result lists due now (after ``fill`` settled items from the store)."""
+        return self._due()
 
     def _due(self) -> Iterator[list[Any]]:
         if self._ordered:
@@ -447,8 +576,11 @@ class Run:
             chunk.cancelled = True
         self._tasks.clear()
         self._timers.clear()
-        for listener in self._listeners:
-            listener.finished()
+        try:
+            self._flush()  # everything final so far is recorded before the caller hears of it
+        finally:
+            for listener in self._listeners:
+                listener.finished()
 
 
 _MEMORY_FIRST_CHECK = 0.5

@@ -11,6 +11,7 @@ from typing import Any
 from ._engine import DEFAULT_POLICY, Policy, Run
 from ._events import Listener
 from ._protocol import Backend
+from ._store import Store
 from ._task import Chunk, ChunkOutcome, Job
 
 __all__ = ["execute_async"]
@@ -25,6 +26,7 @@ async def execute_async(
     chunksize: int | None,
     listeners: Sequence[Listener] = (),
     policy: Policy = DEFAULT_POLICY,
+    store: Store | None = None,
 ) -> AsyncIterator[list[Any]]:
     """``execute`` for a coroutine caller: never blocks the loop while waiting for outcomes."""
     loop = asyncio.get_running_loop()
@@ -48,10 +50,14 @@ async def execute_async(
         chunksize=chunksize,
         listeners=listeners,
         policy=policy,
+        store=store,
     )
     try:
         while True:
-            run.fill()
+            if run.fill():
+                for results in run.due():
+                    yield results
+                continue
             if run.finished:
                 return
             try:

@@ -1,4 +1,4 @@
-"""Listeners: how progress bars, statistics and (later) the journal follow a job."""
+"""Listeners: how progress bars and statistics follow a job."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ class Listener(Protocol):
 
         ``busy`` is the seconds ``worker`` spent on the outcome that made them final.
         """
+
+    def recalled(self, *, done: int, failed: int) -> None:
+        """Items were found final in the journal (an earlier run's outcome); they do not run."""
 
     def finished(self) -> None:
         """The job ended: all results delivered, an error raised, or the consumer stopped."""

@@ -29,6 +29,7 @@ __all__ = [
     "Job",
     "failed_outcome",
     "item_error",
+    "qualified_name",
     "run_chunk",
     "str_or_repr",
 ]
@@ -323,12 +324,12 @@ def item_error(offset: int, exc: BaseException) -> ItemError:
         offset=offset,
         kind="error",
         exception=exc,
-        type_name=_qualified_name(type(exc)),
+        type_name=qualified_name(type(exc)),
         message=str_or_repr(exc),
     )
 
 
-def _qualified_name(cls: type) -> str:
+def qualified_name(cls: type) -> str:
     module = cls.__module__
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
