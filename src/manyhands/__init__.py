@@ -21,7 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ._api import aimap, amap, explain, imap, map, starmap
+    from ._api import aimap, amap, explain, imap, istarmap, map, starmap
     from ._core._decision import Decision
     from ._core._failure import Failure, Retry
     from ._errors import (
@@ -68,6 +68,7 @@ __all__ = [
     "available_cpus",
     "explain",
     "imap",
+    "istarmap",
     "journal_status",
     "map",
     "starmap",
@@ -84,6 +85,7 @@ _HOME = {
     "amap": "_api",
     "explain": "_api",
     "imap": "_api",
+    "istarmap": "_api",
     "map": "_api",
     "starmap": "_api",
     "ArgumentTypeError": "_errors",

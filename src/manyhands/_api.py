@@ -6,7 +6,7 @@ import dataclasses
 import inspect
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, overload
 
 from ._core._decision import Decision
 from ._core._engine import known_length
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ._core._protocol import Backend
     from ._core._task import Mode
 
-__all__ = ["aimap", "amap", "explain", "imap", "map", "starmap"]
+__all__ = ["aimap", "amap", "explain", "imap", "istarmap", "map", "starmap"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -90,6 +90,7 @@ def map(
     return collect(_one_call(call, "map"))
 
 
+@overload
 def imap(
     fn: Callable[[T], R],
     items: Iterable[T],
@@ -107,12 +108,57 @@ def imap(
     journal: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
     journal_mismatch: str = "raise",
-) -> Iterator[R]:
+    indexed: Literal[False] = False,
+) -> Iterator[R]: ...
+
+
+@overload
+def imap(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    /,
+    *,
+    backend: str = "auto",
+    workers: int | None = None,
+    ordered: bool = True,
+    chunksize: int | None = None,
+    progress: bool = False,
+    errors: str = "raise",
+    timeout: float | None = None,
+    retries: int | Retry = 0,
+    memory_floor: int | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    retry_failed: bool = False,
+    journal_mismatch: str = "raise",
+    indexed: Literal[True],
+) -> Iterator[tuple[int, R]]: ...
+
+
+def imap(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    /,
+    *,
+    backend: str = "auto",
+    workers: int | None = None,
+    ordered: bool = True,
+    chunksize: int | None = None,
+    progress: bool = False,
+    errors: str = "raise",
+    timeout: float | None = None,
+    retries: int | Retry = 0,
+    memory_floor: int | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    retry_failed: bool = False,
+    journal_mismatch: str = "raise",
+    indexed: bool = False,
+) -> Iterator[R] | Iterator[tuple[int, R]]:
     """Lazily yield ``fn(item)`` for each item, with the options of ``map``.
 
     Items are pulled only as room frees in a bounded window, so an endless generator works
     and memory stays flat. Closing or dropping the iterator cancels the pending work and
-    stops the workers.
+    stops the workers. ``indexed=True`` yields ``(index, result)`` pairs: with
+    ``ordered=False``, the index says which item a result belongs to.
     """
     call = _check(
         fn,
@@ -129,8 +175,93 @@ def imap(
         journal=journal,
         retry_failed=retry_failed,
         journal_mismatch=journal_mismatch,
+        indexed=indexed,
     )
     return _flatten(_one_call(call, "map"))
+
+
+@overload
+def istarmap(
+    fn: Callable[..., R],
+    items: Iterable[Iterable[Any]],
+    /,
+    *,
+    backend: str = "auto",
+    workers: int | None = None,
+    ordered: bool = True,
+    chunksize: int | None = None,
+    progress: bool = False,
+    errors: str = "raise",
+    timeout: float | None = None,
+    retries: int | Retry = 0,
+    memory_floor: int | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    retry_failed: bool = False,
+    journal_mismatch: str = "raise",
+    indexed: Literal[False] = False,
+) -> Iterator[R]: ...
+
+
+@overload
+def istarmap(
+    fn: Callable[..., R],
+    items: Iterable[Iterable[Any]],
+    /,
+    *,
+    backend: str = "auto",
+    workers: int | None = None,
+    ordered: bool = True,
+    chunksize: int | None = None,
+    progress: bool = False,
+    errors: str = "raise",
+    timeout: float | None = None,
+    retries: int | Retry = 0,
+    memory_floor: int | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    retry_failed: bool = False,
+    journal_mismatch: str = "raise",
+    indexed: Literal[True],
+) -> Iterator[tuple[int, R]]: ...
+
+
+def istarmap(
+    fn: Callable[..., R],
+    items: Iterable[Iterable[Any]],
+    /,
+    *,
+    backend: str = "auto",
+    workers: int | None = None,
+    ordered: bool = True,
+    chunksize: int | None = None,
+    progress: bool = False,
+    errors: str = "raise",
+    timeout: float | None = None,
+    retries: int | Retry = 0,
+    memory_floor: int | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    retry_failed: bool = False,
+    journal_mismatch: str = "raise",
+    indexed: bool = False,
+) -> Iterator[R] | Iterator[tuple[int, R]]:
+    """Lazily yield ``fn(*args)`` for each tuple of arguments: ``starmap``, as ``imap`` is lazy."""
+    call = _check(
+        fn,
+        items,
+        backend=backend,
+        workers=workers,
+        ordered=ordered,
+        chunksize=chunksize,
+        progress=progress,
+        errors=errors,
+        timeout=timeout,
+        retries=retries,
+        memory_floor=memory_floor,
+        journal=journal,
+        retry_failed=retry_failed,
+        journal_mismatch=journal_mismatch,
+        indexed=indexed,
+    )
+    return _flatten(_one_call(call, "star"))
 
 
 def starmap(

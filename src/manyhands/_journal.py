@@ -246,6 +246,7 @@ class Journal:
         if exception is not None:
             blob = self._dumps(exception, failure.index, quiet=True)
             type_name = getattr(exception, "type_name", None) or qualified_name(type(exception))
+            type_name = type_name.replace("manyhands._errors.", "manyhands.")
             message = str_or_repr(exception)
         else:
             type_name, message = failure.kind, failure.traceback.strip().rpartition("\n")[2]

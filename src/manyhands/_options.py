@@ -65,6 +65,8 @@ class RunOptions:
     progress: bool = False
     policy: Policy = DEFAULT_POLICY
     journal: JournalOptions | None = None
+    #: Deliver ``(index, result)`` pairs (imap and istarmap).
+    indexed: bool = False
 
     @classmethod
     def checked(
@@ -80,6 +82,7 @@ class RunOptions:
         journal: object = None,
         retry_failed: object = False,
         journal_mismatch: object = "raise",
+        indexed: object = False,
         backend: str = "auto",
     ) -> RunOptions:
         size = check_positive_int("chunksize", chunksize, allow_none=True)
@@ -106,12 +109,18 @@ class RunOptions:
             progress=check_bool("progress", progress),
             policy=policy,
             journal=check_journal(journal, retry_failed, journal_mismatch),
+            indexed=check_bool("indexed", indexed),
         )
 
     @property
     def engine(self) -> dict[str, Any]:
         """The options the engine's drivers take, as keywords."""
-        return {"ordered": self.ordered, "chunksize": self.chunksize, "policy": self.policy}
+        return {
+            "ordered": self.ordered,
+            "chunksize": self.chunksize,
+            "policy": self.policy,
+            "indexed": self.indexed,
+        }
 
     def job(self, fn: Callable[..., Any], mode: Mode) -> Job:
         """The job record a map with these options runs."""

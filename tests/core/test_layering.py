@@ -27,7 +27,9 @@ def test_core_imports_no_backend_and_nothing_above_it() -> None:
     for path in (PACKAGE / "_core").glob("*.py"):
         for module in imported_modules(path):
             assert "backends" not in module, (path.name, module)
-            assert module not in {".._api", ".._pool", ".._options", ".._progress"}, (
+            assert module not in {
+                ".._api", ".._pool", ".._options", ".._progress", ".._journal", ".._cli"
+            }, (
                 path.name,
                 module,
             )
@@ -39,6 +41,11 @@ def test_public_surface_is_pinned() -> None:
         "ArgumentValueError",
         "Decision",
         "Failure",
+        "JournalError",
+        "JournalInUse",
+        "JournalItem",
+        "JournalMismatch",
+        "JournalStatus",
         "ManyhandsError",
         "Pool",
         "PoolClosedError",
@@ -54,6 +61,8 @@ def test_public_surface_is_pinned() -> None:
         "available_cpus",
         "explain",
         "imap",
+        "istarmap",
+        "journal_status",
         "map",
         "starmap",
     ]
@@ -86,6 +95,7 @@ def test_the_import_probe_sees_what_is_imported() -> None:
 
 def test_import_is_cheap() -> None:
     optional = {"cloudpickle", "tqdm", "psutil", "subprocess", "concurrent.futures", "dask"}
+    optional |= {"sqlite3", "argparse", "json"}  # the journal and the command line's
     assert heavy_modules_after("import manyhands", optional | {"matplotlib"}) == []
 
 

@@ -110,6 +110,7 @@ def execute(
     listeners: Sequence[Listener] = (),
     policy: Policy = DEFAULT_POLICY,
     store: Store | None = None,
+    indexed: bool = False,
 ) -> Iterator[list[Any]]:
     """Run ``job`` over ``items`` on ``backend``; yield the results a chunk's list at a time.
 
@@ -132,6 +133,7 @@ def execute(
         listeners=listeners,
         policy=policy,
         store=store,
+        indexed=indexed,
     )
     try:
         while True:
@@ -211,6 +213,7 @@ class Run:
         listeners: Sequence[Listener] = (),
         policy: Policy = DEFAULT_POLICY,
         store: Store | None = None,
+        indexed: bool = False,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         available_memory: Callable[[], int] | None = None,
@@ -244,6 +247,7 @@ class Run:
         self._closed = False
         self._decisions_told = 0
         self._store = store
+        self._indexed = indexed
         self._unflushed_since: float | None = None  # when the oldest unwritten record was made
         self._recall_batch = 0  # while everything pulled was recalled: pull this many at once
         self._available_memory = available_memory or _available_memory
@@ -560,12 +564,12 @@ class Run:
                 del self._slots[self._next_to_yield]
                 self._next_to_yield += 1
                 self._held_items -= len(slot.items)
-                yield from _deliver(slot)
+                yield from _deliver(slot, self._indexed)
         else:
             for seq in [seq for seq, slot in self._slots.items() if slot.ready]:
                 slot = self._slots.pop(seq)
                 self._held_items -= len(slot.items)
-                yield from _deliver(slot)
+                yield from _deliver(slot, self._indexed)
 
     def close(self) -> None:
         """Cancel what is still outstanding and tell the listeners; safe to call twice."""
@@ -600,15 +604,18 @@ def default_memory_floor() -> int:
     return int(min(2**30, psutil.virtual_memory().total * 0.05))
 
 
-def _deliver(slot: _Slot) -> Iterator[list[Any]]:
-    """Yield a slot's results; raise its failure in its place when errors raise."""
-    if slot.failure is None:
-        yield slot.results
-        return
-    offset, exception = slot.failure
-    if offset:
-        yield slot.results[:offset]
-    raise exception
+def _deliver(slot: _Slot, indexed: bool) -> Iterator[list[Any]]:
+    """Yield a slot's results (``(index, result)`` pairs when ``indexed``); raise its failure
+    in its place when errors raise."""
+    results = slot.results
+    if slot.failure is not None:
+        results = results[: slot.failure[0]]
+    if indexed:
+        results = list(zip(range(slot.start, slot.start + len(results)), results, strict=True))
+    if results or slot.failure is None:
+        yield results
+    if slot.failure is not None:
+        raise slot.failure[1]
 
 
 def _failure(error: ItemError, index: int, item: Any, attempts: int) -> Failure:

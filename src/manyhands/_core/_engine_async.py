@@ -27,6 +27,7 @@ async def execute_async(
     listeners: Sequence[Listener] = (),
     policy: Policy = DEFAULT_POLICY,
     store: Store | None = None,
+    indexed: bool = False,
 ) -> AsyncIterator[list[Any]]:
     """``execute`` for a coroutine caller: never blocks the loop while waiting for outcomes."""
     loop = asyncio.get_running_loop()
@@ -51,6 +52,7 @@ async def execute_async(
         listeners=listeners,
         policy=policy,
         store=store,
+        indexed=indexed,
     )
     try:
         while True:
