@@ -8,12 +8,15 @@ shutdown included.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import itertools
 import json
 import os
 import resource
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -34,6 +37,9 @@ def run_list(tool: str, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]
         return mh.map(fn, items)
     if tool == "manyhands process":
         return mh.map(fn, items, backend="process")
+    if tool == "manyhands process, journal":
+        # A fresh journal: every item is run and recorded (resume is measured separately).
+        return mh.map(fn, items, backend="process", journal=fresh_journal())
     if tool == "manyhands thread":
         return mh.map(fn, items, backend="thread")
     if tool == "manyhands thread, workers=100":
@@ -80,6 +86,12 @@ def import_for(tool: str) -> None:
             importlib.import_module("cloudpickle")
 
 
+def fresh_journal() -> str:
+    path = os.path.join(tempfile.mkdtemp(prefix="manyhands-bench-"), "journal.db")
+    atexit.register(shutil.rmtree, os.path.dirname(path), True)
+    return path
+
+
 def first_thousand(tool: str) -> list[int]:
     def endless() -> Iterable[int]:
         return itertools.islice(itertools.count(), 10_000_000)
@@ -105,6 +117,13 @@ def main() -> None:
         results = first_thousand(tool)
         elapsed = time.perf_counter() - started
         expected: list[Any] = [square(x) for x in range(1000)]
+    elif workload == "resume: 200,000 recorded x*x":
+        journal = fresh_journal()
+        mh.map(square, range(200_000), backend="process", journal=journal)  # not timed
+        started = time.perf_counter()
+        results = mh.map(square, range(200_000), backend="process", journal=journal)
+        elapsed = time.perf_counter() - started
+        expected = [square(x) for x in range(3)]
     else:
         fn: Callable[[Any], Any]
         if workload == "8 x 0.25 s CPU":

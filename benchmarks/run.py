@@ -48,6 +48,7 @@ class Target:
 
 PROCESS_ANCHORS = ["multiprocessing.Pool", "ProcessPoolExecutor", "mpire", "joblib"]
 AUTO = "manyhands auto"
+JOURNAL = "manyhands process, journal"
 
 WORKLOADS: dict[str, tuple[list[str], list[Target]]] = {
     "50 x sleep(0.2), the lecture": (
@@ -70,9 +71,10 @@ WORKLOADS: dict[str, tuple[list[str], list[Target]]] = {
         ],
     ),
     "20,000 x 100 us CPU": (
-        [*PROCESS_ANCHORS, "manyhands process", AUTO],
+        [*PROCESS_ANCHORS, "manyhands process", JOURNAL, AUTO],
         [
             Target("manyhands process", "multiprocessing.Pool", ratio=1.1),
+            Target(JOURNAL, "manyhands process", ratio=1.15),
             Target(AUTO, "multiprocessing.Pool", ratio=1.1),
         ],
     ),
@@ -93,6 +95,10 @@ WORKLOADS: dict[str, tuple[list[str], list[Target]]] = {
     "imap 10M, first 1,000": (
         ["multiprocessing.Pool", "manyhands process"],
         [Target("manyhands process", None, seconds=0.1, rss_mb=60)],
+    ),
+    "resume: 200,000 recorded x*x": (
+        [JOURNAL],
+        [Target(JOURNAL, None, seconds=1.0)],
     ),
     "200,000 x x*x, threads": (
         ["ThreadPoolExecutor", "manyhands thread"],

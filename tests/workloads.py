@@ -210,3 +210,36 @@ def waits_then_computes(x: int) -> int:
         time.sleep(0.05)
         return x
     return busy(x)
+
+
+def counted(args: tuple[str, int]) -> int:
+    """Appends ``x`` to FOLDER/calls at each call (so a test counts runs); fails for x < 0."""
+    folder, x = args
+    with open(Path(folder) / "calls", "a") as handle:
+        handle.write(f"{x}\n")
+    if x < 0:
+        raise ValueError(f"negative: {x}")
+    return x * x
+
+
+def counted_other(args: tuple[str, int]) -> int:
+    """Another function, for journals that must refuse it."""
+    return counted(args)
+
+
+def gated(args: tuple[str, int]) -> int:
+    """Item 0 finishes at once; the others wait until FOLDER/open exists."""
+    folder, x = args
+    if x > 0:
+        while not (Path(folder) / "open").exists():
+            time.sleep(0.005)  # waits on a file the test creates
+    return x
+
+
+def gated_first(args: tuple[str, int]) -> int:
+    """Item 0 waits until FOLDER/open exists; the others finish at once."""
+    folder, x = args
+    if x == 0:
+        while not (Path(folder) / "open").exists():
+            time.sleep(0.005)  # waits on a file the test creates
+    return x

@@ -28,7 +28,12 @@ def test_core_imports_no_backend_and_nothing_above_it() -> None:
         for module in imported_modules(path):
             assert "backends" not in module, (path.name, module)
             assert module not in {
-                ".._api", ".._pool", ".._options", ".._progress", ".._journal", ".._cli"
+                ".._api",
+                ".._pool",
+                ".._options",
+                ".._progress",
+                ".._journal",
+                ".._cli",
             }, (
                 path.name,
                 module,

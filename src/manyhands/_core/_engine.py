@@ -29,8 +29,9 @@ the failure takes the item's place as a ``Failure`` record.
 
 With a *store* (the journal), each pulled batch is first recalled from it: items it holds an
 outcome for are settled at once and never run, and every item that becomes final is recorded.
-Records are written at most ``FLUSH_AFTER`` seconds after they are made, and when the run
-closes, so a killed run loses at most that much finished work.
+Records are written before any result they cover is delivered, at most ``FLUSH_AFTER``
+seconds after they are made, and when the run closes: a killed run loses no result its caller
+has seen, and at most that much other finished work.
 """
 
 from __future__ import annotations
@@ -559,14 +560,17 @@ class Run:
         return self._due()
 
     def _due(self) -> Iterator[list[Any]]:
+        # Every result the caller sees is already durable in the store: flush before delivery.
         if self._ordered:
             while (slot := self._slots.get(self._next_to_yield)) is not None and slot.ready:
+                self._flush()
                 del self._slots[self._next_to_yield]
                 self._next_to_yield += 1
                 self._held_items -= len(slot.items)
                 yield from _deliver(slot, self._indexed)
         else:
             for seq in [seq for seq, slot in self._slots.items() if slot.ready]:
+                self._flush()
                 slot = self._slots.pop(seq)
                 self._held_items -= len(slot.items)
                 yield from _deliver(slot, self._indexed)
