@@ -339,8 +339,14 @@ def _explain(args: argparse.Namespace) -> int:
         probe, items, backend=args.backend, workers=args.workers, timeout=args.timeout
     )
     if args.json:
-        record = dataclasses.asdict(decision)
-        record["evidence"] = dict(decision.evidence)
+        record = {
+            "backend": decision.backend,
+            "workers": decision.workers,
+            "chunksize": decision.chunksize,
+            "reasons": list(decision.reasons),
+            "evidence": dict(decision.evidence),
+            "revised": decision.revised,
+        }
         print(json.dumps(record, indent=2))
     else:
         print(decision)
