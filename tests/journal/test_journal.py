@@ -61,6 +61,16 @@ def test_a_second_run_returns_the_stored_results_without_running_them(
     assert calls(tmp_path) == Counter(range(30))  # nothing ran twice
 
 
+def test_auto_resumes_too_and_a_pool_counts_only_what_ran(tmp_path: Path) -> None:
+    journal = tmp_path / "run.db"
+    assert mh.map(counted, inputs(tmp_path, range(20)), journal=journal)[-1] == 361
+    with mh.Pool() as pool:
+        results = pool.map(counted, inputs(tmp_path, range(25)), journal=journal)
+        assert pool.statistics().items_done == 5
+    assert results == [x * x for x in range(25)]
+    assert calls(tmp_path) == Counter(range(25))
+
+
 def test_a_longer_input_runs_only_the_new_items(tmp_path: Path, parallel_backend: str) -> None:
     journal = str(tmp_path / "run.db")
     mh.map(counted, inputs(tmp_path, range(10)), backend=parallel_backend, journal=journal)
