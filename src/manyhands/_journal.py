@@ -190,10 +190,19 @@ class Journal:
 
     def recall(self, start: int, items: Sequence[Any]) -> dict[int, Recalled]:
         prints = [fingerprint(item) for item in items]
-        self._fingerprints.update(zip(range(start, start + len(items)), prints, strict=True))
         self._seen = max(self._seen, start + len(items))
-        if start >= self._known:
-            return {}  # nothing was recorded this far in: the usual case of a fresh run
+        if start >= self._known:  # nothing was recorded this far in: the usual case
+            self._fingerprints.update(zip(range(start, start + len(items)), prints, strict=True))
+            return {}
+        found = self._found(start, items, prints)
+        # Kept until the item is recorded, for the items that will run (not the settled ones:
+        # a resumed run of millions would otherwise hold every fingerprint).
+        for offset, print_ in enumerate(prints):
+            if offset not in found:
+                self._fingerprints[start + offset] = print_
+        return found
+
+    def _found(self, start: int, items: Sequence[Any], prints: list[bytes]) -> dict[int, Recalled]:
         found: dict[int, Recalled] = {}
         for row in self._conn.execute(_RECALL, (start, start + len(items))):
             index, print_, status = row[0], row[1], row[2]
@@ -231,10 +240,10 @@ class Journal:
         for index, item, result in zip(
             range(start, start + len(items)), items, results, strict=False
         ):
+            print_ = prints.pop(index, None) or fingerprint(item)
             blob = self._dumps(result, index)
             if blob is None:
                 continue
-            print_ = prints.pop(index, None) or fingerprint(item)
             append(
                 (index, print_, "done", blob, None, None, None, None, None, None, attempts,
                  seconds, worker, now, self._run, _describe(item))
