@@ -8,6 +8,7 @@ job), 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -129,16 +130,10 @@ def _result_line(index: int, result: Any) -> str:
 
 
 def _error_line(index: int, failure: mh.Failure) -> str:
-    exception = failure.exception
-    if exception is None:
-        kind_name, message = failure.kind, failure.traceback.strip().rpartition("\n")[2]
-    else:
-        kind_name = getattr(exception, "type_name", None) or type(exception).__name__
-        message = str(exception)
     error = {
         "kind": failure.kind,
-        "type": kind_name,
-        "message": message,
+        "type": failure.error_type,
+        "message": failure.message,
         "exitcode": failure.exitcode,
         "signal": failure.signal,
         "attempts": failure.attempts,
@@ -163,22 +158,9 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-class _NoClose:
-    """Standard output as a context manager that leaves it open."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-
-    def __enter__(self) -> IO[str]:
-        return self.stream
-
-    def __exit__(self, *exc: object) -> None:
-        self.stream.flush()
-
-
-def _open_output(path: str | None) -> Any:
+def _open_output(path: str | None) -> contextlib.AbstractContextManager[IO[str]]:
     if path is None or path == "-":
-        return _NoClose(sys.stdout)
+        return contextlib.nullcontext(sys.stdout)  # left open; flushed at exit
     try:
         return open(path, "w", encoding="utf-8")
     except OSError as exc:

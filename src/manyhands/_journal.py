@@ -36,7 +36,6 @@ from typing import Any
 
 from ._core._failure import Failure
 from ._core._store import Recalled
-from ._core._task import qualified_name, str_or_repr
 from ._errors import (
     JournalError,
     JournalInUse,
@@ -251,18 +250,12 @@ class Journal:
 
     def record_failure(self, failure: Failure, *, worker: str) -> None:
         exception = failure.exception
-        blob = None
-        if exception is not None:
-            blob = self._dumps(exception, failure.index, quiet=True)
-            type_name = getattr(exception, "type_name", None) or qualified_name(type(exception))
-            type_name = type_name.replace("manyhands._errors.", "manyhands.")
-            message = str_or_repr(exception)
-        else:
-            type_name, message = failure.kind, failure.traceback.strip().rpartition("\n")[2]
+        blob = None if exception is None else self._dumps(exception, failure.index, quiet=True)
         index = failure.index
         self._rows.append(
             (index, self._fingerprints.pop(index, None) or fingerprint(failure.item), "failed",
-             blob, failure.kind, type_name, message, failure.traceback, failure.exitcode,
+             blob, failure.kind, failure.error_type, failure.message, failure.traceback,
+             failure.exitcode,
              failure.signal, failure.attempts, failure.duration, worker, time.time(), self._run,
              _describe(failure.item))
         )  # fmt: skip

@@ -194,3 +194,18 @@ def test_breaking_out_stops_running_process_work_promptly() -> None:
         assert result == 0
         break
     assert time.perf_counter() - started < 30
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_indexed_pairs_say_which_item_each_result_is_for(
+    backend: str, wrap: Wrap, ordered: bool
+) -> None:
+    pairs = list(
+        mh.imap(wrap(workloads.square), range(300), backend=backend, ordered=ordered, indexed=True)
+    )
+    assert sorted(pairs) == [(x, x * x) for x in range(300)]
+    if ordered:
+        assert pairs == sorted(pairs)
+    star = list(mh.istarmap(wrap(workloads.add), [(x, 1) for x in range(50)], backend=backend,
+                            ordered=ordered, indexed=True))  # fmt: skip
+    assert sorted(star) == [(x, x + 1) for x in range(50)]

@@ -6,6 +6,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from ._task import qualified_name, str_or_repr
+
 __all__ = ["Failure", "Retry"]
 
 
@@ -29,6 +31,23 @@ class Failure:
     signal: int | None = None
     attempts: int = 1
     duration: float | None = None
+
+    @property
+    def error_type(self) -> str:
+        """The exception's class, qualified (``ValueError``, ``manyhands.WorkerCrashed``); for an
+        exception that could not travel, the original class's name."""
+        exception = self.exception
+        if exception is None:
+            return self.kind
+        name = getattr(exception, "type_name", None) or qualified_name(type(exception))
+        return str(name).replace("manyhands._errors.", "manyhands.")
+
+    @property
+    def message(self) -> str:
+        """The exception's message (the last line of the traceback when it could not travel)."""
+        if self.exception is None:
+            return self.traceback.strip().rpartition("\n")[2]
+        return str_or_repr(self.exception)
 
     def __repr__(self) -> str:
         what = type(self.exception).__name__ if self.exception is not None else self.kind
