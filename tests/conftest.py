@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import importlib.util
+import json
+import os
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,16 +19,126 @@ from typing import Any
 import psutil
 import pytest
 
+TESTS = Path(__file__).parent
 # Workload functions live in an importable module so process workers load them by reference.
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(TESTS))
 
-BACKENDS = ["serial", "thread", "process", "asyncio"]
+HAS_DASK = importlib.util.find_spec("distributed") is not None
+#: The contract runs on "dask" too where it is installed (``make test`` installs it).
+BACKENDS = ["serial", "thread", "process", "asyncio"] + (["dask"] if HAS_DASK else [])
+
+#: Processes started by session fixtures: they and their descendants are not leaks.
+_OWNED_ROOTS: set[int] = set()
+#: Process-wide executors of distributed, started on first use and kept for the process's
+#: life by design (not per call): Future callbacks and its offload pool.
+_PROCESS_WIDE_THREADS = ("Dask-Callback-Thread", "Dask-Offload")
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
+    if name == "dask":
+        # map(..., backend="dask") without an address goes to DASK_SCHEDULER_ADDRESS, as
+        # distributed.Client() does: the session's cluster.
+        request.getfixturevalue("dask_default_cluster")
     return name
+
+
+class DaskCluster:
+    """`dask scheduler` and `dask worker` subprocesses on 127.0.0.1, stopped by their pids.
+
+    Each worker is its own `dask worker` command (with Dask's nanny, which restarts a worker
+    that dies); ``worker_pids`` gives the pids of the processes that run the tasks.
+    """
+
+    def __init__(self, directory: Path, workers: int = 2) -> None:
+        dask = str(Path(sys.executable).parent / "dask")
+        scheduler_file = directory / "scheduler.json"
+        self.log = open(directory / "cluster.log", "wb")  # noqa: SIM115
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), *sys.path]))
+        common: dict[str, Any] = {
+            "stdout": self.log,
+            "stderr": self.log,
+            "stdin": subprocess.DEVNULL,
+            "env": env,
+            "start_new_session": True,
+        }
+        self.procs = [
+            subprocess.Popen(
+                [
+                    *(dask, "scheduler", "--host", "127.0.0.1", "--port", "0"),
+                    *("--no-dashboard", "--scheduler-file", str(scheduler_file)),
+                ],
+                **common,
+            )
+        ]
+        for number in range(workers):
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        *(dask, "worker", "--scheduler-file", str(scheduler_file)),
+                        *("--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"),
+                        *("--name", f"worker-{number}", "--local-directory", str(directory)),
+                    ],
+                    **common,
+                )
+            )
+        try:
+            self.address = self._address(scheduler_file)
+            with self.client() as client:
+                client.wait_for_workers(workers, timeout=60)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _address(self, scheduler_file: Path) -> str:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError):
+                address: str = json.loads(scheduler_file.read_text())["address"]
+                return address
+            assert self.procs[0].poll() is None, "dask scheduler exited; see cluster.log"
+            time.sleep(0.02)  # waiting for a file another process writes
+        raise TimeoutError("dask scheduler did not write its address within 60 s")
+
+    def client(self) -> Any:
+        import distributed
+
+        return distributed.Client(self.address, set_as_default=False)
+
+    def worker_pids(self) -> dict[str, int]:
+        """Worker address -> pid of the process that runs its tasks."""
+        with self.client() as client:
+            pids: dict[str, int] = client.run(os.getpid)
+            return pids
+
+    def stop(self) -> None:
+        for proc in self.procs:  # the scheduler first: the workers then exit at once
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
+    """One real cluster for the session: a scheduler and two single-threaded workers."""
+    cluster = DaskCluster(tmp_path_factory.mktemp("dask"))
+    _OWNED_ROOTS.update(proc.pid for proc in cluster.procs)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def dask_default_cluster(dask_cluster: DaskCluster) -> Iterator[DaskCluster]:
+    """The session's cluster, set as Dask's default scheduler address."""
+    import dask
+
+    with dask.config.set({"scheduler-address": dask_cluster.address}):
+        yield dask_cluster
 
 
 @pytest.fixture(params=["thread", "process", "asyncio"])
@@ -69,12 +185,24 @@ def no_leaks() -> Iterator[None]:
     leaked_threads = [
         thread
         for thread in threading.enumerate()
-        if thread not in threads_before and thread.is_alive()
+        if thread not in threads_before
+        and thread.is_alive()
+        and not thread.name.startswith(_PROCESS_WIDE_THREADS)
     ]
     leaked_children = [
-        child for child in me.children(recursive=True) if child.pid not in children_before
+        child
+        for child in me.children(recursive=True)
+        if child.pid not in children_before and not _owned(child)
     ]
     for child in leaked_children:  # clean up so that one leak does not fail every later test
         child.kill()
     assert not leaked_threads, f"threads left running: {leaked_threads}"
     assert not leaked_children, f"child processes left running: {leaked_children}"
+
+
+def _owned(process: psutil.Process) -> bool:
+    """A session fixture's process or a descendant (a Dask nanny restarts its worker)."""
+    with contextlib.suppress(psutil.Error):
+        family = [process, *process.parents()]
+        return any(member.pid in _OWNED_ROOTS for member in family)
+    return False

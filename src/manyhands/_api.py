@@ -17,6 +17,7 @@ from ._options import (
     check_fn,
     check_items,
     check_positive_int,
+    check_where,
     default_workers,
 )
 from ._pool import _flatten, arun_chunks, collect, run_chunks
@@ -51,6 +52,8 @@ def map(
     journal: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
     journal_mismatch: str = "raise",
+    address: str | None = None,
+    client: Any = None,
 ) -> list[R]:
     """``[fn(item) for item in items]``, in parallel; results in input order.
 
@@ -86,6 +89,8 @@ def map(
         journal=journal,
         retry_failed=retry_failed,
         journal_mismatch=journal_mismatch,
+        address=address,
+        client=client,
     )
     return collect(_one_call(call, "map"))
 
@@ -108,6 +113,8 @@ def imap(
     journal: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
     journal_mismatch: str = "raise",
+    address: str | None = None,
+    client: Any = None,
     indexed: Literal[False] = False,
 ) -> Iterator[R]: ...
 
@@ -130,6 +137,8 @@ def imap(
     journal: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
     journal_mismatch: str = "raise",
+    address: str | None = None,
+    client: Any = None,
     indexed: Literal[True],
 ) -> Iterator[tuple[int, R]]: ...
 
@@ -151,6 +160,8 @@ def imap(
     journal: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
     journal_mismatch: str = "raise",
+    address: str | None = None,
+    client: Any = None,
     indexed: bool = False,
 ) -> Iterator[R] | Iterator[tuple[int, R]]:
     """Lazily yield ``fn(item)`` for each item, with the options of ``map``.
@@ -175,6 +186,8 @@ def imap(
         journal=journal,
         retry_failed=retry_failed,
         journal_mismatch=journal_mismatch,
+        address=address,
+        client=client,
         indexed=indexed,
     )
     return _flatten(_one_call(call, "map"))
@@ -198,6 +211,8 @@ def istarmap(
     journal: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
     journal_mismatch: str = "raise",
+    address: str | None = None,
+    client: Any = None,
     indexed: Literal[False] = False,
 ) -> Iterator[R]: ...
 
@@ -220,6 +235,8 @@ def istarmap(
     journal: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
     journal_mismatch: str = "raise",
+    address: str | None = None,
+    client: Any = None,
     indexed: Literal[True],
 ) -> Iterator[tuple[int, R]]: ...
 
@@ -241,6 +258,8 @@ def istarmap(
     journal: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
     journal_mismatch: str = "raise",
+    address: str | None = None,
+    client: Any = None,
     indexed: bool = False,
 ) -> Iterator[R] | Iterator[tuple[int, R]]:
     """Lazily yield ``fn(*args)`` for each tuple of arguments: ``starmap``, as ``imap`` is lazy."""
@@ -259,6 +278,8 @@ def istarmap(
         journal=journal,
         retry_failed=retry_failed,
         journal_mismatch=journal_mismatch,
+        address=address,
+        client=client,
         indexed=indexed,
     )
     return _flatten(_one_call(call, "star"))
@@ -281,6 +302,8 @@ def starmap(
     journal: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
     journal_mismatch: str = "raise",
+    address: str | None = None,
+    client: Any = None,
 ) -> list[R]:
     """``[fn(*args) for args in items]``, in parallel, with the options of ``map``."""
     call = _check(
@@ -298,6 +321,8 @@ def starmap(
         journal=journal,
         retry_failed=retry_failed,
         journal_mismatch=journal_mismatch,
+        address=address,
+        client=client,
     )
     return collect(_one_call(call, "star"))
 
@@ -319,6 +344,8 @@ async def amap(
     journal: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
     journal_mismatch: str = "raise",
+    address: str | None = None,
+    client: Any = None,
 ) -> list[Any]:
     """``await manyhands.amap(fn, items)``: ``map`` for async callers; never blocks the loop.
 
@@ -341,6 +368,8 @@ async def amap(
         journal=journal,
         retry_failed=retry_failed,
         journal_mismatch=journal_mismatch,
+        address=address,
+        client=client,
     )
     results: list[Any] = []
     async for chunk in _one_call_async(call, "map"):
@@ -365,6 +394,8 @@ def aimap(
     journal: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
     journal_mismatch: str = "raise",
+    address: str | None = None,
+    client: Any = None,
 ) -> AsyncIterator[Any]:
     """``async for result in manyhands.aimap(fn, items)``: lazy ``amap``, as ``imap`` is lazy."""
     call = _check(
@@ -382,6 +413,8 @@ def aimap(
         journal=journal,
         retry_failed=retry_failed,
         journal_mismatch=journal_mismatch,
+        address=address,
+        client=client,
     )
     return _aflatten(_one_call_async(call, "map"))
 
@@ -453,10 +486,19 @@ class _Call(NamedTuple):
     kind: str
     workers: int | None
     options: RunOptions
+    #: Where a Dask backend runs: ``address=`` or ``client=`` (empty: a local cluster).
+    where: dict[str, Any]
 
 
 def _check(
-    fn: object, items: object, *, backend: object, workers: object, **options: object
+    fn: object,
+    items: object,
+    *,
+    backend: object,
+    workers: object,
+    address: object = None,
+    client: object = None,
+    **options: object,
 ) -> _Call:
     """Check every argument now, in the caller's frame, before any work starts."""
     kind = check_backend(backend)
@@ -466,6 +508,7 @@ def _check(
         kind,
         check_positive_int("workers", workers, allow_none=True),
         RunOptions.checked(backend=kind, **options),
+        check_where(kind, address, client),
     )
 
 
@@ -506,6 +549,10 @@ def _open_backend(call: _Call, *, loop: asyncio.AbstractEventLoop | None = None)
         return AsyncioBackend(workers=count, loop=loop)
     if kind == "auto":
         return create("auto", workers=call.workers, initializer=None, initargs=(), eager=False)
+    if kind == "dask":  # without workers=, as many as the cluster has
+        return create(
+            "dask", workers=call.workers, initializer=None, initargs=(), eager=True, **call.where
+        )
     # Eager: the workers' start-up overlaps the pickling of the function and first items.
     count = _count(call.items, call.workers or default_workers(kind))
     return create(kind, workers=count, initializer=None, initargs=(), eager=True)

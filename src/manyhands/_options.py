@@ -27,6 +27,7 @@ __all__ = [
     "RunOptions",
     "check_fn",
     "check_items",
+    "check_where",
     "default_workers",
 ]
 
@@ -257,6 +258,31 @@ def check_backend(backend: object) -> str:
             f"{', '.join(map(repr, BACKEND_CHOICES))} ('auto', the default, measures and chooses)"
         )
     return backend
+
+
+def check_where(backend: str, address: object, client: object) -> dict[str, Any]:
+    """``address=`` / ``client=``: where a Dask backend runs; only for ``backend="dask"``."""
+    given = {name: value for name, value in (("address", address), ("client", client))}
+    given = {name: value for name, value in given.items() if value is not None}
+    if not given:
+        return {}
+    if backend != "dask":
+        name, value = next(iter(given.items()))
+        raise ArgumentValueError(
+            f"{name}={short_repr(value)} says which Dask cluster to run on, and applies only "
+            f"to backend='dask' (got backend={backend!r}): pass backend='dask' as well"
+        )
+    if len(given) == 2:
+        raise ArgumentValueError(
+            f"address={short_repr(address)} and client={short_repr(client)} were both given; "
+            "pass one: the client already knows its scheduler's address"
+        )
+    if address is not None and (not isinstance(address, str) or not address.strip()):
+        raise ArgumentTypeError(
+            f"address must be a Dask scheduler address such as 'tcp://10.0.0.5:8786', got "
+            f"{short_repr(address)} ({type(address).__name__})"
+        )
+    return given
 
 
 def check_bool(name: str, value: object) -> bool:

@@ -38,11 +38,20 @@ def test_long_tasks_stay_single() -> None:
 
 
 def test_balance_cap_keeps_every_worker_busy_at_the_end() -> None:
-    chunker = Chunker(workers=4, target=10.0)
-    chunker.observe(1, 1e-6)
+    chunker = Chunker(workers=4, target=1.0)
+    chunker.observe(1, 1e-3)  # 1,000 items make the target
     for _ in range(20):
         chunker.next_size(None)
-    assert chunker.next_size(80) == 10  # 80 left / (2 * 4 workers)
+    assert chunker.next_size(1600) == 200  # 1,600 left / (2 * 4 workers)
+    assert chunker.next_size(3) == 125  # but no chunk under 1/8 of the target's worth
+
+
+def test_long_items_are_split_down_to_single_items_at_the_end() -> None:
+    chunker = Chunker(workers=4, target=1.0)
+    chunker.observe(1, 0.1)  # 10 items make the target: the floor is one item
+    for _ in range(20):
+        chunker.next_size(None)
+    assert chunker.next_size(16) == 2
     assert chunker.next_size(3) == 1
 
 

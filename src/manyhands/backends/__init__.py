@@ -21,6 +21,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "thread": ("manyhands.backends.thread", "ThreadBackend"),
     "process": ("manyhands.backends.process", "ProcessBackend"),
     "asyncio": ("manyhands.backends.aio", "AsyncioBackend"),
+    "dask": ("manyhands.backends.daskdist", "DaskBackend"),
 }
 
 BACKEND_NAMES: tuple[str, ...] = tuple(_REGISTRY)
@@ -39,12 +40,16 @@ def create(
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     eager: bool,
+    **where: Any,
 ) -> Backend:
     """Start the backend called ``name``; ``eager`` starts every worker now, else on demand.
 
-    ``workers`` may be None only for ``"auto"``, which then chooses per job.
+    ``workers`` may be None only for ``"auto"``, which then chooses per job, and ``"dask"``,
+    which then takes the cluster's size. ``where``: ``address=`` or ``client=`` for ``"dask"``.
     """
     module_name, class_name = _REGISTRY[name]
     cls = getattr(importlib.import_module(module_name), class_name)
-    backend: Backend = cls(workers=workers, initializer=initializer, initargs=initargs, eager=eager)
+    backend: Backend = cls(
+        workers=workers, initializer=initializer, initargs=initargs, eager=eager, **where
+    )
     return backend

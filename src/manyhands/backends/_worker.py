@@ -101,7 +101,7 @@ def read_error(wire: WireError) -> ItemError:
     return ItemError(offset, kind, exc, type_name, message, text, remote=True, duration=duration)
 
 
-def _error_for(exc: BaseException, offset: int) -> ItemError:
+def error_for(exc: BaseException, offset: int) -> ItemError:
     return ItemError(offset, "error", exc, type(exc).__qualname__, str(exc))
 
 
@@ -125,7 +125,7 @@ def encode_outcome(outcome: ChunkOutcome) -> tuple[bytes, bytes]:
                     "strings, lists, dicts, dataclasses) or use backend='thread'",
                     what="result",
                 )
-                errors.append(_error_for(problem, offset))
+                errors.append(error_for(problem, offset))
         errors.sort(key=lambda error: error.offset)
         body = dumps(results)
     meta = dumps(([wire_error(error) for error in errors], outcome.busy, outcome.cpu))
@@ -190,7 +190,7 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
         except BaseException as exc:
             tb = exc.__traceback__
             exc.__traceback__ = tb.tb_next if tb is not None else None
-            send(sock, dumps(("init_failed", wire_error(_error_for(exc, 0)))))
+            send(sock, dumps(("init_failed", wire_error(error_for(exc, 0)))))
             _exit(EXIT_INITIALIZER_FAILED)
     functions: dict[int, Callable[..., Any]] = {}
     while True:
@@ -200,9 +200,9 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
         _, ticket, fn_key, fn_payload, mode, stop_on_error, timed, body = message
         try:
             fn = _function(functions, fn_key, fn_payload)
-            items = _items(body)
+            items = unpickle_items(body)
         except SerializationError as exc:
-            outcome = ChunkOutcome([], [_error_for(exc, 0)], 0.0, 0.0, name)
+            outcome = ChunkOutcome([], [error_for(exc, 0)], 0.0, 0.0, name)
         else:
             outcome = run_chunk(
                 fn,
@@ -228,6 +228,15 @@ def _function(
         cached = cache.pop(key)
         cache[key] = cached
         return cached
+    fn = unpickle_function(payload)
+    cache[key] = fn
+    if len(cache) > FUNCTION_CACHE_SIZE:
+        del cache[next(iter(cache))]
+    return fn
+
+
+def unpickle_function(payload: bytes | bytearray) -> Callable[..., Any]:
+    """The function of a job, as the caller pickled it; raises ``SerializationError``."""
     try:
         fn: Callable[..., Any] = pickle.loads(payload)
     except Exception as exc:
@@ -237,13 +246,10 @@ def _function(
             "in the worker: define it in a module on sys.path, or in __main__",
             what="function",
         ) from exc
-    cache[key] = fn
-    if len(cache) > FUNCTION_CACHE_SIZE:
-        del cache[next(iter(cache))]
     return fn
 
 
-def _items(body: bytes | bytearray) -> list[Any]:
+def unpickle_items(body: bytes | bytearray) -> list[Any]:
     try:
         items: list[Any] = pickle.loads(body)
     except Exception as exc:

@@ -53,13 +53,11 @@ from .._core._protocol import Capabilities
 from .._core._task import Chunk, ChunkOutcome, ItemError, Job
 from .._errors import (
     PoolClosedError,
-    SerializationError,
     WorkerCrashed,
     add_note,
-    callable_name,
-    short_repr,
 )
 from . import _worker
+from ._pickling import decode_outcome, pickle_function, pickle_items
 from ._wire import receive, send
 
 __all__ = ["ProcessBackend"]
@@ -100,7 +98,7 @@ class ProcessBackend:
         self._max_workers = workers
         self._init_payload: bytes | None = None
         if initializer is not None:
-            self._init_payload = _pickle_function(
+            self._init_payload = pickle_function(
                 (initializer, initargs), initializer, what="initializer"
             )
         self._lock = threading.Lock()
@@ -139,7 +137,7 @@ class ProcessBackend:
 
     def submit(self, chunk: Chunk) -> None:
         fn_payload = self._function_payload(chunk.job)
-        body = _pickle_items(chunk)
+        body = pickle_items(chunk)
         with self._lock:
             if self._closing:
                 raise PoolClosedError("cannot submit work: this process pool has been shut down")
@@ -156,7 +154,7 @@ class ProcessBackend:
             if payload is not None:
                 self._payloads.move_to_end(job.key)
                 return payload
-        payload = _pickle_function(job.fn, job.fn, what="function")
+        payload = pickle_function(job.fn, job.fn, what="function")
         with self._lock:
             self._payloads[job.key] = payload
             if len(self._payloads) > _worker.FUNCTION_CACHE_SIZE * 2:
@@ -289,14 +287,7 @@ class ProcessBackend:
             self._dispatch_locked()
             if not self._pending:
                 self._idle.notify_all()
-        wire_errors, busy, cpu = pickle.loads(meta)
-        errors = [_worker.read_error(wire) for wire in wire_errors]
-        try:
-            results = pickle.loads(body)
-        except Exception as exc:
-            results = [None] * len(chunk.items)
-            errors = [_unpicklable_results(exc)]
-        chunk.complete(ChunkOutcome(results, errors, busy, cpu, worker.name, nbytes))
+        chunk.complete(decode_outcome(chunk, body, meta, worker.name, nbytes))
 
     def _initializer_failed(self, worker: _Worker, wire: _worker.WireError) -> None:
         error = _worker.read_error(wire)
@@ -322,7 +313,7 @@ class ProcessBackend:
                 # Only the first chunk was running; those queued behind it never started:
                 # they go back to the front of the queue, for another worker.
                 for ticket, (chunk, fn_payload, _) in reversed(held[1:]):
-                    self._pending.appendleft((ticket, chunk, fn_payload, _pickle_items(chunk)))
+                    self._pending.appendleft((ticket, chunk, fn_payload, pickle_items(chunk)))
         self._selector.unregister(worker.sock)
         worker.sock.close()
         returncode = _reap(worker.proc, grace=_EXIT_GRACE)
@@ -394,54 +385,6 @@ class ProcessBackend:
         self._selector.close()
         self._wake_recv.close()
         self._wake_send.close()
-
-
-def _pickle_function(obj: object, fn: object, *, what: str) -> bytes:
-    import cloudpickle  # here, so that it loads while the first workers start
-
-    try:
-        data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:
-        raise SerializationError(
-            f"the {what} {callable_name(fn)} cannot be pickled to send it to worker processes: "
-            f"{type(exc).__name__}: {exc}. It probably holds (or its closure or globals hold) "
-            "a lock, an open file, a connection or a generator: create such objects inside the "
-            "function or in initializer=, or use backend='thread'",
-            what=what,
-        ) from exc
-    return data
-
-
-def _pickle_items(chunk: Chunk) -> bytes:
-    import cloudpickle
-
-    try:
-        data: bytes = cloudpickle.dumps(chunk.items, protocol=pickle.HIGHEST_PROTOCOL)
-        return data
-    except Exception:
-        pass  # find the item to blame, below
-    for offset, item in enumerate(chunk.items):
-        try:
-            cloudpickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            index = chunk.start + offset
-            raise SerializationError(
-                f"item {index} ({short_repr(item)}) cannot be pickled to send it to a worker "
-                f"process: {type(exc).__name__}: {exc}. Pass plain data (or objects that can "
-                "be rebuilt in a worker), or use backend='thread'",
-                what="item",
-                index=index,
-            ) from exc
-    raise SerializationError("the items of a chunk cannot be pickled", what="item")
-
-
-def _unpicklable_results(exc: Exception) -> ItemError:
-    problem = SerializationError(
-        f"the results came back from the worker process but cannot be unpickled here: "
-        f"{type(exc).__name__}: {exc}. Their classes must be importable in this process",
-        what="result",
-    )
-    return ItemError(0, "error", problem, "SerializationError", str(problem))
 
 
 def _reap(proc: subprocess.Popen[bytes], *, grace: float | None) -> int:

@@ -1,0 +1,155 @@
+"""A Dask cluster of manyhands' own on 127.0.0.1, for ``backend="dask"`` without an address.
+
+One ``dask scheduler`` and one ``dask worker --nworkers N --nthreads 1`` run as subprocesses of
+the caller, listening on the loopback interface only (the dashboard too), and are stopped by
+their pids when the call ends.
+
+Why not ``distributed.LocalCluster``: its workers are started with multiprocessing's *spawn*,
+which imports the caller's ``__main__`` again in every worker. A script without an
+``if __name__ == "__main__":`` guard then starts a cluster from inside each worker and fails
+with a page of tracebacks (tried with distributed 2026.8). Dask's own command-line entry points
+import nothing of the caller's, so they behave the same from a script, a notebook or a REPL,
+as the process backend does. The caller's ``sys.path`` travels in ``PYTHONPATH``, so functions
+from the caller's modules load by reference as they would in the caller.
+
+A caller killed with SIGKILL cannot stop its cluster: ``_dask_watchdog`` (a Dask preload) makes
+the scheduler and the worker nannies exit within half a second of the caller's death.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import IO, Any
+
+__all__ = ["LoopbackCluster"]
+
+#: Seconds the scheduler may take to write its address, and the workers to join it.
+START_TIMEOUT = 60.0
+#: Seconds a process gets to exit after SIGTERM before it is killed.
+_EXIT_GRACE = 5.0
+_POLL = 0.01
+_WATCHDOG = "manyhands.backends._dask_watchdog"
+
+
+class LoopbackCluster:
+    """Scheduler and workers on 127.0.0.1; ``address`` and ``dashboard`` say where."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._dir = tempfile.mkdtemp(prefix="manyhands-dask-")
+        self._log: IO[bytes] = open(os.path.join(self._dir, "cluster.log"), "w+b")  # noqa: SIM115
+        self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        scheduler_file = os.path.join(self._dir, "scheduler.json")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        env["MANYHANDS_PARENT_PID"] = str(os.getpid())
+        # One task per thread at a time: a task queued behind a running one at a worker
+        # would be blamed with it if that worker died (Dask's own default is 1.1).
+        env["DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION"] = "1.0"
+        try:
+            self._spawn(
+                ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0"],
+                ["--dashboard-address", "127.0.0.1:0", "--scheduler-file", scheduler_file],
+                ["--preload", _WATCHDOG],
+                env=env,
+            )
+            self._spawn(
+                ["distributed.cli.dask_worker", "--scheduler-file", scheduler_file],
+                ["--nworkers", str(workers), "--nthreads", "1", "--host", "127.0.0.1"],
+                ["--no-dashboard", "--local-directory", self._dir],
+                # Each worker imports what runs chunks as it starts, not during the first one.
+                ["--preload-nanny", _WATCHDOG, "--preload", "manyhands.backends._dask_task"],
+                env=env,
+            )
+            info = self._wait_for_file(scheduler_file)
+        except BaseException:
+            self.stop()
+            raise
+        self.address: str = info["address"]
+        dashboard = info.get("services", {}).get("dashboard")
+        #: The dashboard's address, or None when it could not start (it needs bokeh).
+        self.dashboard: str | None = (
+            f"http://127.0.0.1:{dashboard}/status" if dashboard is not None else None
+        )
+
+    @property
+    def pids(self) -> list[int]:
+        """The scheduler's pid, then the worker command's (whose children are the workers)."""
+        return [proc.pid for _, proc in self._procs]
+
+    def _spawn(self, *parts: list[str], env: dict[str, str]) -> None:
+        command = [sys.executable, "-m"] + [arg for part in parts for arg in part]
+        options: dict[str, Any] = {}
+        if sys.platform == "win32":
+            options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        else:
+            # A session of its own: a Ctrl-C typed in the terminal reaches only the caller,
+            # which then stops the cluster itself.
+            options["start_new_session"] = True
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+            env=env,
+            **options,
+        )
+        self._procs.append((parts[0][0], proc))
+
+    def _wait_for_file(self, path: str) -> dict[str, Any]:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            for what, proc in self._procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"the local Dask cluster did not start: {what} exited with "
+                        f"code {proc.returncode}. Its log ends:\n{self.log_tail()}"
+                    )
+            with contextlib.suppress(OSError, ValueError):
+                with open(path, encoding="utf-8") as file:
+                    info: dict[str, Any] = json.load(file)
+                if info.get("address"):
+                    return info
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the local Dask scheduler did not start within {START_TIMEOUT:g} s. "
+                    f"Its log ends:\n{self.log_tail()}"
+                )
+            time.sleep(_POLL)
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines the scheduler and workers wrote (for error messages)."""
+        try:
+            self._log.flush()
+            self._log.seek(0)
+            text = self._log.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """Stop the scheduler, then the workers (which then exit at once), and clean up."""
+        for _, proc in self._procs:
+            _terminate(proc)
+        self._procs.clear()
+        with contextlib.suppress(OSError):
+            self._log.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        proc.terminate()
+    try:
+        proc.wait(timeout=_EXIT_GRACE)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            proc.kill()
+        proc.wait()

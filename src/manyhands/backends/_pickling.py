@@ -1,0 +1,77 @@
+"""Pickling what a worker process needs: the function once per job, the items of each chunk.
+
+Used by every backend whose workers are other processes (``process``, ``dask``). A failure is a
+``SerializationError`` raised at once in the caller, naming the function or the item to blame.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+from .._core._task import Chunk, ChunkOutcome, ItemError
+from .._errors import SerializationError, callable_name, short_repr
+from . import _worker
+
+__all__ = ["decode_outcome", "pickle_function", "pickle_items"]
+
+
+def pickle_function(obj: object, fn: object, *, what: str) -> bytes:
+    import cloudpickle  # here, so that it loads while the first workers start
+
+    try:
+        data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise SerializationError(
+            f"the {what} {callable_name(fn)} cannot be pickled to send it to worker processes: "
+            f"{type(exc).__name__}: {exc}. It probably holds (or its closure or globals hold) "
+            "a lock, an open file, a connection or a generator: create such objects inside the "
+            "function or in initializer=, or use backend='thread'",
+            what=what,
+        ) from exc
+    return data
+
+
+def pickle_items(chunk: Chunk) -> bytes:
+    import cloudpickle
+
+    try:
+        data: bytes = cloudpickle.dumps(chunk.items, protocol=pickle.HIGHEST_PROTOCOL)
+        return data
+    except Exception:
+        pass  # find the item to blame, below
+    for offset, item in enumerate(chunk.items):
+        try:
+            cloudpickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            index = chunk.start + offset
+            raise SerializationError(
+                f"item {index} ({short_repr(item)}) cannot be pickled to send it to a worker "
+                f"process: {type(exc).__name__}: {exc}. Pass plain data (or objects that can "
+                "be rebuilt in a worker), or use backend='thread'",
+                what="item",
+                index=index,
+            ) from exc
+    raise SerializationError("the items of a chunk cannot be pickled", what="item")
+
+
+def decode_outcome(
+    chunk: Chunk, body: bytes | bytearray, meta: bytes | bytearray, worker: str, nbytes: int
+) -> ChunkOutcome:
+    """The outcome of ``chunk`` from a worker's ``encode_outcome`` parts (results, meta)."""
+    wire_errors, busy, cpu = pickle.loads(meta)
+    errors = [_worker.read_error(wire) for wire in wire_errors]
+    try:
+        results = pickle.loads(body)
+    except Exception as exc:
+        results = [None] * len(chunk.items)
+        errors = [_unpicklable_results(exc)]
+    return ChunkOutcome(results, errors, busy, cpu, worker, nbytes)
+
+
+def _unpicklable_results(exc: Exception) -> ItemError:
+    problem = SerializationError(
+        f"the results came back from the worker process but cannot be unpickled here: "
+        f"{type(exc).__name__}: {exc}. Their classes must be importable in this process",
+        what="result",
+    )
+    return ItemError(0, "error", problem, "SerializationError", str(problem))

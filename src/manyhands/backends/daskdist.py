@@ -1,0 +1,450 @@
+"""The Dask backend: chunks run as Dask tasks, on a cluster given by address or client, or on
+a local cluster of our own started for the call (``_dask_cluster``).
+
+    engine thread                          Dask's callback thread           Dask worker
+    -------------                          ----------------------           -----------
+    submit(chunk)
+      pickle fn (once per job), items
+      ──> pending deque
+      _dispatch: claim, client.submit ──────────────────────────────────> _dask_task.run
+        (at most 2 chunks per worker                                       run_chunk
+        thread in flight; 1 with timeout)                                  pickle results
+                                           _done(future) <───────────────  ("done", results, meta)
+                                           _dispatch the next chunk
+                                           fetch and unpickle results
+                                           chunk.complete(outcome)
+
+Dask is used for what it is good at (placing tasks, moving bytes, surviving a lost worker)
+and kept away from what costs: the input is never handed to ``Client.map`` (the engine's window
+is the only buffer), every task has a unique key (no de-duplication of equal calls), and a task
+carries a whole chunk as one bytes object (Dask walks list arguments item by item).
+
+Failures: an item's exception travels back inside the chunk's result, so one failed item never
+fails its chunk. A worker that dies makes Dask run its task elsewhere; when Dask gives up
+(``KilledWorker``, after ``distributed.scheduler.allowed-failures`` deaths) the chunk fails as a
+``WorkerCrashed`` crash, and the engine splits it to find the item to blame.
+
+Timeouts: the engine stops a chunk that ran too long; its Dask task is cancelled and its
+result, should one still come, discarded. Dask cannot interrupt a running Python thread, so on
+a cluster manyhands started itself the worker running it is restarted (its nanny kills the
+process); on a cluster passed by address or client, manyhands does not restart other people's
+workers, and the thread runs on until the function returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import pickle
+import re
+import threading
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+
+from .._core._protocol import Capabilities
+from .._core._task import Chunk, ChunkOutcome, ItemError, Job, item_error
+from .._errors import (
+    ArgumentTypeError,
+    ArgumentValueError,
+    PoolClosedError,
+    WorkerCrashed,
+    add_note,
+    short_repr,
+)
+from .._system import available_cpus
+from . import _dask_task, _worker
+from ._pickling import decode_outcome, pickle_function, pickle_items
+
+__all__ = ["INSTALL_COMMAND", "DaskBackend", "import_distributed"]
+
+log = logging.getLogger("manyhands")
+
+INSTALL_COMMAND = "pip install 'manyhands[dask]'"
+#: A function pickled larger than this is scattered to the cluster once, not sent per chunk.
+_SCATTER_ABOVE = 1 << 20
+#: Jobs whose pickled function is kept, as the process backend keeps them.
+_FUNCTIONS_KEPT = 32
+
+
+def import_distributed() -> Any:
+    """``distributed``, or an ImportError that says how to install it."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ImportError(
+            "backend='dask' needs Dask's distributed scheduler, which is not installed here; "
+            f"install it with: {INSTALL_COMMAND}"
+        ) from exc
+    return distributed
+
+
+class _Sent:
+    __slots__ = ("chunk", "future", "nbytes")
+
+    def __init__(self, chunk: Chunk, future: Any, nbytes: int) -> None:
+        self.chunk = chunk
+        self.future = future
+        self.nbytes = nbytes
+
+
+class DaskBackend:
+    name = "dask"
+    # A Dask task costs 2-3 ms of round trips: 75 ms of work per chunk keeps that near 3%.
+    capabilities = Capabilities(synchronous=False, pickles=True, chunk_target=0.075)
+
+    def __init__(
+        self,
+        *,
+        workers: int | None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        eager: bool = False,
+        address: str | None = None,
+        client: Any = None,
+    ) -> None:
+        distributed = import_distributed()
+        self._killed_worker: type[BaseException] = distributed.KilledWorker
+        self._cluster: Any = None
+        self._own_client = client is None
+        if address is None and client is None:
+            # Dask's own setting (DASK_SCHEDULER_ADDRESS), as distributed.Client() reads it.
+            import dask
+
+            address = dask.config.get("scheduler-address", None)
+            if address is not None:
+                log.info(
+                    "manyhands: using the Dask scheduler at %s (DASK_SCHEDULER_ADDRESS)", address
+                )
+        if client is not None:
+            self._client = _checked_client(distributed, client)
+        elif address is not None:
+            self._client = _connect(distributed, address)
+        else:
+            self._client = self._start_cluster(distributed, workers or available_cpus())
+        try:
+            threads = sum(self._client.nthreads().values())
+        except BaseException:
+            self._close_own()
+            raise
+        if threads == 0:
+            log.warning(
+                "manyhands: the Dask cluster at %s has no workers yet; chunks wait for them",
+                self._client.scheduler.address,
+            )
+        self._max_workers = workers if workers is not None else max(1, threads)
+        self._token = uuid.uuid4().hex
+        self._init: tuple[str, bytes] | None = None
+        if initializer is not None:
+            payload = pickle_function((initializer, initargs), initializer, what="initializer")
+            self._init = (f"{self._token}-init", payload)
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._pending: deque[tuple[Chunk, str, Any, bytes]] = deque()
+        self._sent: dict[str, _Sent] = {}
+        self._functions: OrderedDict[int, tuple[str, Any]] = OrderedDict()
+        self._restarts: list[threading.Thread] = []
+        self._broken: ItemError | None = None
+        self._closing = False
+
+    def _start_cluster(self, distributed: Any, workers: int) -> Any:
+        from ._dask_cluster import START_TIMEOUT, LoopbackCluster
+
+        self._cluster = cluster = LoopbackCluster(workers)
+        try:
+            client = distributed.Client(cluster.address, set_as_default=False)
+            try:
+                client.wait_for_workers(workers, timeout=START_TIMEOUT)
+            except BaseException:
+                client.close()
+                raise
+        except TimeoutError as exc:
+            tail = cluster.log_tail()
+            cluster.stop()
+            raise RuntimeError(
+                f"the local Dask cluster's {workers} workers did not all start within "
+                f"{START_TIMEOUT:g} s. Its log ends:\n{tail}"
+            ) from exc
+        except BaseException:
+            cluster.stop()
+            raise
+        log.info(
+            "manyhands: started a local Dask cluster for this call: scheduler %s, dashboard %s, "
+            "%d single-threaded workers; it stops when the call ends",
+            cluster.address,
+            cluster.dashboard or "not available (it needs the bokeh package)",
+            workers,
+        )
+        return client
+
+    @property
+    def workers(self) -> int:
+        return self._max_workers
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` this backend submits to."""
+        return self._client
+
+    @property
+    def dashboard(self) -> str | None:
+        """The address of the Dask dashboard, where there is one."""
+        link = self._client.dashboard_link if self._cluster is None else self._cluster.dashboard
+        return str(link) if link else None
+
+    def cluster_pids(self) -> list[int]:
+        """The pids of the local cluster's scheduler and worker command (empty for others)."""
+        return [] if self._cluster is None else self._cluster.pids
+
+    # -- engine side -------------------------------------------------------------------
+
+    def submit(self, chunk: Chunk) -> None:
+        token, fn_arg = self._function(chunk.job)
+        body = pickle_items(chunk)
+        with self._lock:
+            if self._closing:
+                raise PoolClosedError("cannot submit work: this Dask backend has been shut down")
+            broken = self._broken
+            if broken is None:
+                self._pending.append((chunk, token, fn_arg, body))
+                self._dispatch_locked()
+                return
+        chunk.complete(ChunkOutcome([], [broken], 0.0, 0.0, "dask"))
+
+    def _function(self, job: Job) -> tuple[str, Any]:
+        """The job's token and its pickled function (or the Future of it, when scattered)."""
+        with self._lock:
+            known = self._functions.get(job.key)
+            if known is not None:
+                self._functions.move_to_end(job.key)
+                return known
+        payload = pickle_function(job.fn, job.fn, what="function")
+        arg: Any = payload
+        if len(payload) > _SCATTER_ABOVE:
+            arg = self._client.scatter(payload, hash=False)
+        entry = (f"{self._token}-{job.key}", arg)
+        with self._lock:
+            self._functions[job.key] = entry
+            if len(self._functions) > _FUNCTIONS_KEPT:
+                self._functions.popitem(last=False)
+        return entry
+
+    def _dispatch_locked(self) -> None:
+        while self._pending and not self._closing:
+            chunk, token, fn_arg, body = self._pending[0]
+            job = chunk.job
+            # With a timeout a chunk must start when it is handed over: one per thread.
+            limit = self._max_workers * (1 if job.timeout is not None else 2)
+            if len(self._sent) >= limit:
+                return
+            self._pending.popleft()
+            if not chunk.claim():
+                continue
+            try:
+                future = self._client.submit(
+                    _dask_task.run,
+                    token,
+                    fn_arg,
+                    self._init,
+                    job.mode,
+                    job.stop_on_error,
+                    job.timed,
+                    body,
+                    key=f"{_task_prefix(job.fn)}-{uuid.uuid4().hex}",
+                )
+            except Exception as exc:  # the client is closed, or lost its scheduler
+                error = item_error(0, exc)
+                chunk.complete(ChunkOutcome([], [error], 0.0, 0.0, "dask"))
+                continue
+            self._sent[future.key] = _Sent(chunk, future, len(body))
+            future.add_done_callback(self._done)
+
+    # -- Dask's callback thread ----------------------------------------------------------
+
+    def _done(self, future: Any) -> None:
+        with self._lock:
+            sent = self._sent.pop(future.key, None)
+            if sent is None:
+                return  # stopped (timed out) or cancelled by us: nobody waits for it
+            self._dispatch_locked()
+            self._idle.notify_all()
+        chunk = sent.chunk
+        try:
+            outcome = self._outcome(sent, future)
+        except BaseException as exc:  # never lose a report: a lost report is a hang
+            outcome = ChunkOutcome([], [item_error(0, exc)], 0.0, 0.0, "dask")
+        chunk.complete(outcome)
+
+    def _outcome(self, sent: _Sent, future: Any) -> ChunkOutcome:
+        chunk = sent.chunk
+        status = future.status
+        if status == "finished":
+            try:
+                kind, body, meta, worker = future.result()
+            except Exception as exc:  # the result was lost on its way here
+                return self._failure(chunk, exc)
+            if kind == "init_failed":
+                return self._initializer_failed(meta)
+            return decode_outcome(chunk, body, meta, worker, sent.nbytes)
+        if status == "error":
+            return self._failure(chunk, future.exception())
+        crashed = WorkerCrashed(
+            f"the Dask task running {_items_text(chunk)} was {status} outside manyhands "
+            "(the scheduler was restarted, or lost its workers)",
+            exitcode=None,
+            signal=None,
+        )
+        error = ItemError(0, "crash", crashed, "WorkerCrashed", str(crashed))
+        return ChunkOutcome([], [error], 0.0, 0.0, "dask")
+
+    def _failure(self, chunk: Chunk, exc: BaseException) -> ChunkOutcome:
+        """A task that failed as a whole: its worker died, or the task could not even start."""
+        if isinstance(exc, self._killed_worker):
+            crashed = WorkerCrashed(
+                f"the Dask worker running {_items_text(chunk)} died, and Dask gave up on the "
+                f"task ({type(exc).__name__}: {exc})",
+                exitcode=None,
+                signal=None,
+            )
+            error = ItemError(0, "crash", crashed, "WorkerCrashed", str(crashed))
+            return ChunkOutcome([], [error], 0.0, 0.0, "dask")
+        if isinstance(exc, ImportError) and "manyhands" in str(exc):
+            add_note(
+                exc,
+                "manyhands: the Dask workers cannot import manyhands; install it where they "
+                "run (the same version as here)",
+            )
+        return ChunkOutcome([], [item_error(0, exc)], 0.0, 0.0, "dask")
+
+    def _initializer_failed(self, wire: bytes) -> ChunkOutcome:
+        error = _worker.read_error(pickle.loads(wire))
+        with self._lock:
+            self._broken = error
+            failed = [chunk for chunk, _, _, _ in self._pending]
+            self._pending.clear()
+            self._idle.notify_all()
+        for chunk in failed:
+            chunk.complete(ChunkOutcome([], [error], 0.0, 0.0, "dask"))
+        return ChunkOutcome([], [error], 0.0, 0.0, "dask")
+
+    # -- timeouts and shutdown -----------------------------------------------------------
+
+    def stop(self, chunk: Chunk) -> None:
+        """Cancel the task of ``chunk``; on our own cluster, restart the worker running it."""
+        with self._lock:
+            for index, entry in enumerate(self._pending):
+                if entry[0] is chunk:
+                    del self._pending[index]
+                    return
+            key = next((k for k, sent in self._sent.items() if sent.chunk is chunk), None)
+            if key is None:
+                return  # finished meanwhile
+            future = self._sent.pop(key).future
+        where = None
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):
+                where = next(
+                    (w for w, keys in self._client.processing().items() if key in keys), None
+                )
+        with contextlib.suppress(Exception):
+            future.cancel()
+        if where is not None:
+            restart = threading.Thread(
+                target=self._restart, args=(where,), name="manyhands-dask-restart"
+            )
+            restart.start()
+            with self._lock:
+                self._restarts.append(restart)
+        with self._lock:
+            self._dispatch_locked()
+            self._idle.notify_all()
+
+    def _restart(self, worker: str) -> None:
+        try:
+            self._client.restart_workers([worker], raise_for_error=False)
+        except Exception as exc:  # the cluster is being stopped meanwhile
+            log.debug("manyhands: could not restart Dask worker %s: %s", worker, exc)
+
+    def shutdown(self, *, cancel: bool) -> None:
+        if threading.current_thread().name.startswith("Dask-Callback-Thread"):
+            # Called from a Future's callback, on the thread that delivers every outcome:
+            # waiting here would wait for itself, so the stop happens elsewhere.
+            threading.Thread(
+                target=self.shutdown, kwargs={"cancel": cancel}, name="manyhands-shutdown"
+            ).start()
+            return
+        with self._lock:
+            if self._closing:
+                return
+            if cancel:
+                dropped = [chunk for chunk, _, _, _ in self._pending]
+                self._pending.clear()
+                stopped = list(self._sent.values())
+                self._sent.clear()
+            else:
+                dropped, stopped = [], []
+                while self._pending or self._sent:
+                    self._idle.wait()
+            self._closing = True
+            restarts = list(self._restarts)
+        for chunk in dropped:
+            chunk.cancel()
+        for sent in stopped:
+            sent.chunk.cancel()
+        if stopped and self._cluster is None:
+            # Our own cluster is about to be stopped, which stops these too.
+            with contextlib.suppress(Exception):
+                self._client.cancel([sent.future for sent in stopped])
+        for restart in restarts:
+            restart.join()
+        self._functions.clear()  # releases scattered functions
+        self._close_own()
+
+    def _close_own(self) -> None:
+        if self._own_client:
+            with contextlib.suppress(Exception):
+                self._client.close()
+        if self._cluster is not None:
+            self._cluster.stop()
+            log.info("manyhands: stopped the local Dask cluster at %s", self._cluster.address)
+
+
+def _checked_client(distributed: Any, client: object) -> Any:
+    if not isinstance(client, distributed.Client):
+        raise ArgumentTypeError(
+            f"client must be a distributed.Client, got {short_repr(client)} "
+            f"({type(client).__name__}); or pass address='tcp://host:8786' instead"
+        )
+    if client.status in ("closing", "closed"):
+        raise ArgumentValueError(
+            f"client={client!r} is {client.status}; pass a connected distributed.Client"
+        )
+    return client
+
+
+def _connect(distributed: Any, address: str) -> Any:
+    try:
+        return distributed.Client(address, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ConnectionError(
+            f"address={address!r}: no Dask scheduler answered there ({type(exc).__name__}: "
+            f"{exc}). Check that `dask scheduler` runs at that address and is reachable from "
+            "here, or leave address= out to start a local cluster for the call"
+        ) from exc
+    except ValueError as exc:
+        raise ArgumentValueError(
+            f"address={address!r} is not a Dask scheduler address ({exc}); write it as "
+            "'tcp://host:8786'"
+        ) from exc
+
+
+def _task_prefix(fn: Callable[..., Any]) -> str:
+    """The function's name as Dask's dashboard shows task groups: ``square-<hex>``."""
+    name = getattr(fn, "__name__", "") or type(fn).__name__
+    return re.sub(r"[^A-Za-z0-9_]", "_", name) or "manyhands"
+
+
+def _items_text(chunk: Chunk) -> str:
+    first, last = chunk.start, chunk.start + len(chunk.items) - 1
+    return f"item {first}" if first == last else f"items {first}-{last}"
