@@ -28,6 +28,8 @@ import manyhands as mh
 from workloads import async_sleep_50ms, crc, sleep_50ms, sleep_200ms, spin, square
 
 CPUS = mh.available_cpus()
+#: The address of a Dask cluster started before the clock, for the tools that need one.
+DASK_ADDRESS = ""
 
 
 def run_list(tool: str, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
@@ -40,6 +42,15 @@ def run_list(tool: str, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]
     if tool == "manyhands process, journal":
         # A fresh journal: every item is run and recorded (resume is measured separately).
         return mh.map(fn, items, backend="process", journal=fresh_journal())
+    if tool == "manyhands dask":
+        return mh.map(fn, items, backend="dask", address=DASK_ADDRESS)
+    if tool == "manyhands dask, local cluster":
+        return mh.map(fn, items, backend="dask")  # starts and stops a cluster: timed
+    if tool == "dask client.map":
+        import distributed
+
+        with distributed.Client(DASK_ADDRESS, set_as_default=False) as client:
+            return list(client.gather(client.map(fn, items, pure=False)))
     if tool == "manyhands thread":
         return mh.map(fn, items, backend="thread")
     if tool == "manyhands thread, workers=100":
@@ -82,8 +93,27 @@ def import_for(tool: str) -> None:
             if backend in ("auto", module):
                 importlib.import_module(f"manyhands.backends.{module}")
         mh.map, mh.imap  # noqa: B018  (resolves the lazy attributes: imports _api, _pool)
-        if backend in ("process", "auto"):
+        if backend in ("process", "auto", "dask"):
             importlib.import_module("cloudpickle")
+        if backend == "dask":
+            importlib.import_module("manyhands.backends.daskdist")
+            importlib.import_module("manyhands.backends._dask_cluster")
+    if tool == "dask client.map":
+        importlib.import_module("distributed")
+
+
+def start_cluster() -> None:
+    """Start a scheduler and one single-threaded worker per CPU on 127.0.0.1 (not timed)."""
+    global DASK_ADDRESS
+    import distributed
+
+    from manyhands.backends._dask_cluster import LoopbackCluster
+
+    cluster = LoopbackCluster(CPUS)
+    atexit.register(cluster.stop)
+    with distributed.Client(cluster.address, set_as_default=False) as client:
+        client.wait_for_workers(CPUS)
+    DASK_ADDRESS = cluster.address
 
 
 def fresh_journal() -> str:
@@ -111,6 +141,8 @@ def main() -> None:
     workload, tool = sys.argv[1], sys.argv[2]
     iterations = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     import_for(tool)
+    if tool in ("manyhands dask", "dask client.map"):
+        start_cluster()
     started: float
     if workload == "imap 10M, first 1,000":
         started = time.perf_counter()

@@ -49,6 +49,10 @@ class Target:
 PROCESS_ANCHORS = ["multiprocessing.Pool", "ProcessPoolExecutor", "mpire", "joblib"]
 AUTO = "manyhands auto"
 JOURNAL = "manyhands process, journal"
+DASK = "manyhands dask"
+DASK_LOCAL = "manyhands dask, local cluster"
+#: On a cluster of one single-threaded worker per CPU, started before the clock.
+DASK_TOOLS = ["dask client.map", DASK, DASK_LOCAL]
 
 WORKLOADS: dict[str, tuple[list[str], list[Target]]] = {
     "50 x sleep(0.2), the lecture": (
@@ -64,25 +68,29 @@ WORKLOADS: dict[str, tuple[list[str], list[Target]]] = {
     ),
     "1,000 x async sleep(0.05)": ([AUTO], [Target(AUTO, None, seconds=0.2)]),
     "8 x 0.25 s CPU": (
-        [*PROCESS_ANCHORS, "manyhands process", AUTO],
+        [*PROCESS_ANCHORS, "manyhands process", AUTO, *DASK_TOOLS],
         [
             Target("manyhands process", "multiprocessing.Pool", ratio=1.1),
             Target(AUTO, "multiprocessing.Pool", ratio=1.1),
+            Target(DASK, None, seconds=1.15),
         ],
     ),
     "20,000 x 100 us CPU": (
-        [*PROCESS_ANCHORS, "manyhands process", JOURNAL, AUTO],
+        [*PROCESS_ANCHORS, "manyhands process", JOURNAL, AUTO, *DASK_TOOLS],
         [
             Target("manyhands process", "multiprocessing.Pool", ratio=1.1),
             Target(JOURNAL, "manyhands process", ratio=1.15),
             Target(AUTO, "multiprocessing.Pool", ratio=1.1),
+            Target(DASK, None, seconds=1.5),
         ],
     ),
     "200,000 x x*x": (
-        ["serial loop", *PROCESS_ANCHORS, "manyhands process", AUTO],
+        # raw client.map: over 60 s in the Dask issue's measurement; not run here
+        ["serial loop", *PROCESS_ANCHORS, "manyhands process", AUTO, DASK, DASK_LOCAL],
         [
             Target("manyhands process", "multiprocessing.Pool", ratio=2.0, rss_mb=60),
             Target(AUTO, "serial loop", ratio=3.0),
+            Target(DASK, None, seconds=2.0),
         ],
     ),
     "200 x 1 MiB crc32": (
@@ -111,6 +119,7 @@ SLOW = {
     ("200,000 x x*x", "ProcessPoolExecutor"),
     ("1,000 x sleep(0.05)", "ThreadPoolExecutor(10)"),
     ("1,000 x sleep(0.05)", "ThreadPoolExecutor"),
+    ("20,000 x 100 us CPU", "dask client.map"),
 }
 
 

@@ -172,12 +172,14 @@ def as_coroutine_function(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
+def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves a thread or a child process behind.
 
     manyhands joins its threads and reaps its workers before a call returns, so the check is
     exact: no grace period, no sleeping.
     """
+    marker = request.node.get_closest_marker("leaves_thread")
+    allowed: tuple[str, ...] = (marker.args[0],) if marker else ()
     threads_before = set(threading.enumerate())
     me = psutil.Process()
     children_before = {child.pid for child in me.children(recursive=True)}
@@ -187,7 +189,7 @@ def no_leaks() -> Iterator[None]:
         for thread in threading.enumerate()
         if thread not in threads_before
         and thread.is_alive()
-        and not thread.name.startswith(_PROCESS_WIDE_THREADS)
+        and not thread.name.startswith(_PROCESS_WIDE_THREADS + allowed)
     ]
     leaked_children = [
         child

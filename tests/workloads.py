@@ -243,3 +243,13 @@ def gated_first(args: tuple[str, int]) -> int:
         while not (Path(folder) / "open").exists():
             time.sleep(0.005)  # waits on a file the test creates
     return x
+
+
+def marked_gate(args: tuple[str, int]) -> int:
+    """Items from 20 on write FOLDER/started-X-PID, then wait until FOLDER/open exists."""
+    folder, x = args
+    if x >= 20:
+        (Path(folder) / f"started-{x}-{os.getpid()}").touch()
+        while not (Path(folder) / "open").exists():
+            time.sleep(0.005)  # waits on a file the test creates
+    return x * x

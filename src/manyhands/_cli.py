@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import importlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -34,6 +35,7 @@ class UsageError(Exception):
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    _log_to_stderr()
     # SIGTERM ends a run as Ctrl-C does: workers stopped, the journal written and closed.
     signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -45,6 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"manyhands {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _log_to_stderr() -> None:
+    """manyhands' own log lines (warnings; where a local Dask cluster runs) on stderr."""
+    logger = logging.getLogger("manyhands")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -65,6 +78,7 @@ def _run(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {
         "backend": args.backend,
         "workers": args.workers,
+        "address": args.address,
         "ordered": not args.unordered,
         "chunksize": args.chunksize,
         "timeout": args.timeout,
@@ -343,6 +357,7 @@ examples:
   manyhands run tasks:fetch --input urls.txt --output pages.jsonl --journal crawl.db --resume
   seq 100 | manyhands run sim.py:simulate --input - --jsonl --timeout 60 --retries 2
   manyhands run tasks:add --input pairs.jsonl --jsonl --star   # each line: [1, 2]
+  manyhands run sim.py:simulate --range 1000 --backend dask --address tcp://10.0.0.5:8786
 
 Each output line is {"index": N, "result": ...} or {"index": N, "error": {"kind", "type",
 "message", "exitcode", "signal", "attempts"}}, in input order unless --unordered. The exit
@@ -384,6 +399,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", "-o", metavar="FILE", help="where to write (default: stdout)")
     run.add_argument("--unordered", action="store_true", help="write results as they finish")
     _engine_options(run)
+    run.add_argument(
+        "--address",
+        metavar="URL",
+        help="with --backend dask: the scheduler, e.g. tcp://10.0.0.5:8786 (default: a local "
+        "cluster started for the run)",
+    )
     run.add_argument("--chunksize", type=int, help="items sent together (default: measured)")
     run.add_argument("--retries", type=int, default=0, help="more tries for a failed item")
     run.add_argument(
@@ -457,7 +478,7 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         default="auto",
-        help="auto (the default: measured), serial, thread, process or asyncio",
+        help="auto (the default: measured), serial, thread, process, asyncio or dask",
     )
     parser.add_argument("--workers", type=int, help="how many at once (default: chosen)")
     parser.add_argument("--timeout", type=float, help="seconds an item may run")

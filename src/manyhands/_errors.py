@@ -135,6 +135,14 @@ class PoolClosedError(ManyhandsError, RuntimeError):
     """Work was given to a Pool after ``shutdown()`` or after its ``with`` block ended."""
 
 
+class MissingDependency(ManyhandsError, ImportError):
+    """An optional engine is not installed; the message gives the command that installs it."""
+
+
+class ClusterUnavailable(ManyhandsError, ConnectionError):
+    """No cluster answered at the address given (or its workers did not start)."""
+
+
 class JournalError(ManyhandsError):
     """A journal file cannot be used; the message says why and what to do."""
 

@@ -23,6 +23,7 @@ from ._options import (
     check_initializer,
     check_items,
     check_positive_int,
+    check_where,
     default_workers,
 )
 from ._progress import ProgressBar
@@ -49,6 +50,10 @@ class Pool(Executor):
     ``shutdown()``: workers stay up until then.
 
     ``initializer(*initargs)`` runs once in each worker before its first item.
+
+    ``backend="dask"``: the pool's work runs on the Dask cluster at ``address=``, or through
+    ``client=`` (a ``distributed.Client``), or else on a local cluster the pool starts and
+    stops with itself.
     """
 
     def __init__(
@@ -58,8 +63,11 @@ class Pool(Executor):
         workers: int | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        address: str | None = None,
+        client: Any = None,
     ) -> None:
         self._kind = check_backend(backend)
+        self._where = check_where(self._kind, address, client)
         self._workers = check_positive_int("workers", workers, allow_none=True)
         self._initializer, self._initargs = check_initializer(initializer, initargs)
         self._lock = threading.Lock()
@@ -265,12 +273,15 @@ class Pool(Executor):
                 )
             backend = self._backends.get(kind)
             if backend is None:
+                # auto chooses per job; dask takes the cluster's size
+                chosen = kind in ("auto", "dask")
                 backend = create(
                     kind,
-                    workers=self._workers or (None if kind == "auto" else default_workers(kind)),
+                    workers=self._workers or (None if chosen else default_workers(kind)),
                     initializer=self._initializer,
                     initargs=self._initargs,
                     eager=True,
+                    **self._where,
                 )
                 self._backends[kind] = backend
                 self._stats.used(kind)

@@ -28,6 +28,8 @@ import tempfile
 import time
 from typing import IO, Any
 
+from .._errors import ClusterUnavailable
+
 __all__ = ["LoopbackCluster"]
 
 #: Seconds the scheduler may take to write its address, and the workers to join it.
@@ -53,6 +55,10 @@ class LoopbackCluster:
         # One task per thread at a time: a task queued behind a running one at a worker
         # would be blamed with it if that worker died (Dask's own default is 1.1).
         env["DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION"] = "1.0"
+        # A worker that dies blames the task it ran at once, as the process backend does,
+        # rather than after three more deaths (the backend sends one task per thread once a
+        # worker has died, and tries a blamed single item once more: see daskdist).
+        env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = "0"
         try:
             self._spawn(
                 ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0"],
@@ -108,7 +114,7 @@ class LoopbackCluster:
         while True:
             for what, proc in self._procs:
                 if proc.poll() is not None:
-                    raise RuntimeError(
+                    raise ClusterUnavailable(
                         f"the local Dask cluster did not start: {what} exited with "
                         f"code {proc.returncode}. Its log ends:\n{self.log_tail()}"
                     )
@@ -118,7 +124,7 @@ class LoopbackCluster:
                 if info.get("address"):
                     return info
             if time.monotonic() > deadline:
-                raise TimeoutError(
+                raise ClusterUnavailable(
                     f"the local Dask scheduler did not start within {START_TIMEOUT:g} s. "
                     f"Its log ends:\n{self.log_tail()}"
                 )

@@ -21,23 +21,30 @@ carries a whole chunk as one bytes object (Dask walks list arguments item by ite
 
 Failures: an item's exception travels back inside the chunk's result, so one failed item never
 fails its chunk. A worker that dies makes Dask run its task elsewhere; when Dask gives up
-(``KilledWorker``, after ``distributed.scheduler.allowed-failures`` deaths) the chunk fails as a
-``WorkerCrashed`` crash, and the engine splits it to find the item to blame.
+(``KilledWorker``, after ``distributed.scheduler.allowed-failures`` more deaths: 3 by default,
+0 on our own cluster) the chunk fails as a ``WorkerCrashed`` crash, and the engine splits it to
+find the item to blame. Dask also blames tasks that only waited at the dying worker, so after
+the first such report the backend sends one task per worker thread, and tries a single item
+once more, alone on the cluster, before it reports it.
 
 Timeouts: the engine stops a chunk that ran too long; its Dask task is cancelled and its
 result, should one still come, discarded. Dask cannot interrupt a running Python thread, so on
-a cluster manyhands started itself the worker running it is restarted (its nanny kills the
-process); on a cluster passed by address or client, manyhands does not restart other people's
-workers, and the thread runs on until the function returns.
+a cluster manyhands started itself the worker process running it is killed (its nanny starts
+another, and nothing new is sent until it is up); on a cluster passed by address or client,
+manyhands does not kill other people's workers: the thread runs on until the function
+returns, and that worker thread stays busy meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
+import os
 import pickle
 import re
 import threading
+import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -48,6 +55,8 @@ from .._core._task import Chunk, ChunkOutcome, ItemError, Job, item_error
 from .._errors import (
     ArgumentTypeError,
     ArgumentValueError,
+    ClusterUnavailable,
+    MissingDependency,
     PoolClosedError,
     WorkerCrashed,
     add_note,
@@ -73,20 +82,27 @@ def import_distributed() -> Any:
     try:
         import distributed
     except ImportError as exc:
-        raise ImportError(
+        raise MissingDependency(
             "backend='dask' needs Dask's distributed scheduler, which is not installed here; "
             f"install it with: {INSTALL_COMMAND}"
         ) from exc
     return distributed
 
 
-class _Sent:
-    __slots__ = ("chunk", "future", "nbytes")
+class _Task:
+    """A chunk ready to submit: its job's token, the function (or its Future), the items."""
 
-    def __init__(self, chunk: Chunk, future: Any, nbytes: int) -> None:
+    __slots__ = ("body", "chunk", "claimed", "fn_arg", "future", "retried", "token")
+
+    def __init__(self, chunk: Chunk, token: str, fn_arg: Any, body: bytes) -> None:
         self.chunk = chunk
-        self.future = future
-        self.nbytes = nbytes
+        self.token = token
+        self.fn_arg = fn_arg
+        self.body = body
+        self.claimed = False
+        self.future: Any = None
+        #: Dask gave up on it once already (see ``_done``).
+        self.retried = False
 
 
 class DaskBackend:
@@ -141,8 +157,15 @@ class DaskBackend:
             self._init = (f"{self._token}-init", payload)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._pending: deque[tuple[Chunk, str, Any, bytes]] = deque()
-        self._sent: dict[str, _Sent] = {}
+        self._pending: deque[_Task] = deque()
+        self._sent: dict[str, _Task] = {}
+        #: After a worker died: one task per worker thread (no task waits at a worker behind
+        #: another), so that Dask blames only the task that was running.
+        self._careful = False
+        #: A retried single item running alone: nothing else is sent until it is done.
+        self._alone: _Task | None = None
+        #: Workers being restarted after a timeout: no task is sent while they restart.
+        self._restarting = 0
         self._functions: OrderedDict[int, tuple[str, Any]] = OrderedDict()
         self._restarts: list[threading.Thread] = []
         self._broken: ItemError | None = None
@@ -162,7 +185,7 @@ class DaskBackend:
         except TimeoutError as exc:
             tail = cluster.log_tail()
             cluster.stop()
-            raise RuntimeError(
+            raise ClusterUnavailable(
                 f"the local Dask cluster's {workers} workers did not all start within "
                 f"{START_TIMEOUT:g} s. Its log ends:\n{tail}"
             ) from exc
@@ -207,7 +230,7 @@ class DaskBackend:
                 raise PoolClosedError("cannot submit work: this Dask backend has been shut down")
             broken = self._broken
             if broken is None:
-                self._pending.append((chunk, token, fn_arg, body))
+                self._pending.append(_Task(chunk, token, fn_arg, body))
                 self._dispatch_locked()
                 return
         chunk.complete(ChunkOutcome([], [broken], 0.0, 0.0, "dask"))
@@ -231,62 +254,96 @@ class DaskBackend:
         return entry
 
     def _dispatch_locked(self) -> None:
-        while self._pending and not self._closing:
-            chunk, token, fn_arg, body = self._pending[0]
+        while self._pending and not self._closing and self._alone is None:
+            task = self._pending[0]
+            if task.retried and self._sent:
+                return  # it runs alone: wait until nothing else runs
+            chunk = task.chunk
             job = chunk.job
-            # With a timeout a chunk must start when it is handed over: one per thread.
-            limit = self._max_workers * (1 if job.timeout is not None else 2)
-            if len(self._sent) >= limit:
+            # Two tasks per worker thread hide the round trip between them. With a timeout a
+            # chunk must start when it is handed over, and after a worker died a task waiting
+            # behind the one that kills workers would be blamed with it: one per thread.
+            careful = self._careful or job.timeout is not None
+            threads = self._max_workers - self._restarting
+            if len(self._sent) >= threads * (1 if careful else 2):
                 return
             self._pending.popleft()
-            if not chunk.claim():
-                continue
+            if not task.claimed:
+                if not chunk.claim():
+                    continue
+                task.claimed = True
             try:
                 future = self._client.submit(
                     _dask_task.run,
-                    token,
-                    fn_arg,
+                    task.token,
+                    task.fn_arg,
                     self._init,
                     job.mode,
                     job.stop_on_error,
                     job.timed,
-                    body,
+                    task.body,
                     key=f"{_task_prefix(job.fn)}-{uuid.uuid4().hex}",
                 )
             except Exception as exc:  # the client is closed, or lost its scheduler
                 error = item_error(0, exc)
                 chunk.complete(ChunkOutcome([], [error], 0.0, 0.0, "dask"))
                 continue
-            self._sent[future.key] = _Sent(chunk, future, len(body))
+            task.future = future
+            if task.retried:
+                self._alone = task
+            self._sent[future.key] = task
             future.add_done_callback(self._done)
 
     # -- Dask's callback thread ----------------------------------------------------------
 
     def _done(self, future: Any) -> None:
         with self._lock:
-            sent = self._sent.pop(future.key, None)
-            if sent is None:
+            task = self._sent.pop(future.key, None)
+            if task is None:
                 return  # stopped (timed out) or cancelled by us: nobody waits for it
+            if task is self._alone:
+                self._alone = None
+            if self._killed(task, future):
+                # Dask gave up on a task that ran, or only waited, on dying workers: from
+                # now on one task per worker thread, and a single item is tried once more,
+                # alone on the cluster, before it is blamed (a chunk of several is split by
+                # the engine anyway). Dask blames tasks that only waited at a dying worker,
+                # and a task can wait there even now, while its neighbour restarts.
+                self._careful = True
+                if len(task.chunk.items) == 1 and not task.retried:
+                    task.retried = True
+                    self._pending.appendleft(task)
+                    self._dispatch_locked()
+                    return
             self._dispatch_locked()
             self._idle.notify_all()
-        chunk = sent.chunk
+        chunk = task.chunk
         try:
-            outcome = self._outcome(sent, future)
+            outcome = self._outcome(task, future)
         except BaseException as exc:  # never lose a report: a lost report is a hang
             outcome = ChunkOutcome([], [item_error(0, exc)], 0.0, 0.0, "dask")
         chunk.complete(outcome)
 
-    def _outcome(self, sent: _Sent, future: Any) -> ChunkOutcome:
-        chunk = sent.chunk
+    def _killed(self, task: _Task, future: Any) -> bool:
+        if future.status != "error":
+            return False
+        with contextlib.suppress(Exception):
+            return isinstance(future.exception(), self._killed_worker)
+        return False
+
+    def _outcome(self, task: _Task, future: Any) -> ChunkOutcome:
+        chunk = task.chunk
         status = future.status
-        if status == "finished":
+        if status in ("finished", "lost"):
+            # "lost": the worker holding the result died before it was fetched; Dask
+            # computes it again for the Future we hold, and result() waits for that.
             try:
                 kind, body, meta, worker = future.result()
             except Exception as exc:  # the result was lost on its way here
                 return self._failure(chunk, exc)
             if kind == "init_failed":
                 return self._initializer_failed(meta)
-            return decode_outcome(chunk, body, meta, worker, sent.nbytes)
+            return decode_outcome(chunk, body, meta, worker, len(task.body))
         if status == "error":
             return self._failure(chunk, future.exception())
         crashed = WorkerCrashed(
@@ -321,7 +378,7 @@ class DaskBackend:
         error = _worker.read_error(pickle.loads(wire))
         with self._lock:
             self._broken = error
-            failed = [chunk for chunk, _, _, _ in self._pending]
+            failed = [task.chunk for task in self._pending]
             self._pending.clear()
             self._idle.notify_all()
         for chunk in failed:
@@ -333,14 +390,17 @@ class DaskBackend:
     def stop(self, chunk: Chunk) -> None:
         """Cancel the task of ``chunk``; on our own cluster, restart the worker running it."""
         with self._lock:
-            for index, entry in enumerate(self._pending):
-                if entry[0] is chunk:
+            for index, task in enumerate(self._pending):
+                if task.chunk is chunk:
                     del self._pending[index]
                     return
-            key = next((k for k, sent in self._sent.items() if sent.chunk is chunk), None)
+            key = next((k for k, task in self._sent.items() if task.chunk is chunk), None)
             if key is None:
                 return  # finished meanwhile
-            future = self._sent.pop(key).future
+            task = self._sent.pop(key)
+            future = task.future
+            if task is self._alone:
+                self._alone = None
         where = None
         if self._cluster is not None:
             with contextlib.suppress(Exception):
@@ -349,22 +409,43 @@ class DaskBackend:
                 )
         with contextlib.suppress(Exception):
             future.cancel()
-        if where is not None:
-            restart = threading.Thread(
-                target=self._restart, args=(where,), name="manyhands-dask-restart"
-            )
-            restart.start()
-            with self._lock:
-                self._restarts.append(restart)
         with self._lock:
+            if where is not None:
+                # Its thread still runs the item: nothing new goes out until the worker is
+                # back, or a chunk would wait behind it, its deadline running.
+                self._restarting += 1
+                restart = threading.Thread(
+                    target=self._restart, args=(where,), name="manyhands-dask-restart"
+                )
+                restart.start()
+                self._restarts.append(restart)
             self._dispatch_locked()
             self._idle.notify_all()
 
     def _restart(self, worker: str) -> None:
+        """Kill the worker process at once; its nanny starts another, which we wait for.
+
+        Not ``Client.restart_workers``: that asks the worker to close first, and a worker
+        whose thread is stuck took 4.4 s to go.
+        """
+        import psutil
+
+        from ._dask_cluster import START_TIMEOUT
+
+        client = self._client
         try:
-            self._client.restart_workers([worker], raise_for_error=False)
+            pid = client.run(os.getpid, workers=[worker])[worker]
+            psutil.Process(pid).kill()
+            deadline = time.monotonic() + START_TIMEOUT
+            while worker in client.scheduler_info()["workers"] and time.monotonic() < deadline:
+                time.sleep(0.01)  # until the scheduler has seen it go
+            client.wait_for_workers(self._cluster.workers, timeout=START_TIMEOUT)
         except Exception as exc:  # the cluster is being stopped meanwhile
             log.debug("manyhands: could not restart Dask worker %s: %s", worker, exc)
+        finally:
+            with self._lock:
+                self._restarting -= 1
+                self._dispatch_locked()
 
     def shutdown(self, *, cancel: bool) -> None:
         if threading.current_thread().name.startswith("Dask-Callback-Thread"):
@@ -378,7 +459,7 @@ class DaskBackend:
             if self._closing:
                 return
             if cancel:
-                dropped = [chunk for chunk, _, _, _ in self._pending]
+                dropped = [task.chunk for task in self._pending]
                 self._pending.clear()
                 stopped = list(self._sent.values())
                 self._sent.clear()
@@ -390,12 +471,12 @@ class DaskBackend:
             restarts = list(self._restarts)
         for chunk in dropped:
             chunk.cancel()
-        for sent in stopped:
-            sent.chunk.cancel()
+        for task in stopped:
+            task.chunk.cancel()
         if stopped and self._cluster is None:
             # Our own cluster is about to be stopped, which stops these too.
             with contextlib.suppress(Exception):
-                self._client.cancel([sent.future for sent in stopped])
+                self._client.cancel([task.future for task in stopped])
         for restart in restarts:
             restart.join()
         self._functions.clear()  # releases scattered functions
@@ -427,16 +508,20 @@ def _connect(distributed: Any, address: str) -> Any:
     try:
         return distributed.Client(address, set_as_default=False)
     except (OSError, TimeoutError) as exc:
-        raise ConnectionError(
-            f"address={address!r}: no Dask scheduler answered there ({type(exc).__name__}: "
-            f"{exc}). Check that `dask scheduler` runs at that address and is reachable from "
-            "here, or leave address= out to start a local cluster for the call"
-        ) from exc
+        problem = f"{type(exc).__name__}: {exc}"
     except ValueError as exc:
         raise ArgumentValueError(
             f"address={address!r} is not a Dask scheduler address ({exc}); write it as "
             "'tcp://host:8786'"
         ) from exc
+    # The half-made Client's traceback is gone with the except block: collected now, its
+    # __del__ stops the event-loop thread it had started.
+    gc.collect()
+    raise ClusterUnavailable(
+        f"address={address!r}: no Dask scheduler answered there ({problem}). Check that "
+        "`dask scheduler` runs at that address and is reachable from here, or leave address= "
+        "out to start a local cluster for the call"
+    )
 
 
 def _task_prefix(fn: Callable[..., Any]) -> str:
