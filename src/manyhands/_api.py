@@ -58,10 +58,13 @@ def map(
     """``[fn(item) for item in items]``, in parallel; results in input order.
 
     ``backend``: ``"auto"`` (the default: measures the first item and chooses), ``"serial"``,
-    ``"thread"``, ``"process"`` or ``"asyncio"``. ``workers``: how many at once (default: the
-    CPUs this process may use for processes, a few more for threads; adapted for auto's
-    threads). ``ordered=False``: completion order. ``chunksize``: items that travel together
-    (default: measured). ``progress=True``: a progress bar.
+    ``"thread"``, ``"process"``, ``"asyncio"`` or ``"dask"``: on the Dask cluster at
+    ``address="tcp://host:8786"``, or through ``client=`` (a ``distributed.Client``), or else on
+    a local cluster started for the call (``pip install 'manyhands[dask]'``). ``workers``: how
+    many at once (default: the CPUs this process may use for processes, a few more for
+    threads, adapted for auto's threads; the cluster's threads for dask).
+    ``ordered=False``: completion order. ``chunksize``: items that travel together (default:
+    measured). ``progress=True``: a progress bar.
 
     Failures: ``errors="raise"`` raises the first item that fails for good, as its own
     exception with a note naming the item, after stopping the rest; ``errors="return"`` puts

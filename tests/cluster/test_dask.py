@@ -5,6 +5,7 @@ errors, retries, journal) runs on "dask" too, through the ``backend`` fixture.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -143,6 +144,15 @@ def test_progress_bar_counts_every_item(
         workloads.square, range(200), backend="dask", address=dask_cluster.address, progress=True
     )
     assert "200/200" in capsys.readouterr().err
+
+
+def test_amap_runs_on_the_cluster_without_blocking_the_loop(dask_cluster: DaskCluster) -> None:
+    async def main() -> list[int]:
+        return await mh.amap(
+            workloads.square, range(100), backend="dask", address=dask_cluster.address
+        )
+
+    assert asyncio.run(main()) == [x * x for x in range(100)]
 
 
 # -- failures ----------------------------------------------------------------------------
