@@ -17,15 +17,13 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from .._core._task import ChunkOutcome, run_chunk
-from .._errors import SerializationError, add_note
+from .._errors import add_note
 from ._worker import (
     FUNCTION_CACHE_SIZE,
     dumps,
-    encode_outcome,
     error_for,
+    run_encoded,
     unpickle_function,
-    unpickle_items,
     wire_error,
 )
 
@@ -56,22 +54,14 @@ def run(
         failure = _initialize(*init, worker=worker)
         if failure is not None:
             return ("init_failed", b"", failure, worker)
-    try:
-        fn = _function(token, fn_payload)
-        items = unpickle_items(body)
-    except SerializationError as exc:
-        outcome = ChunkOutcome([], [error_for(exc, 0)], 0.0, 0.0, worker)
-    else:
-        outcome = run_chunk(
-            fn,
-            mode,
-            items,
-            stop_on_error=stop_on_error,
-            catch=BaseException,
-            worker=worker,
-            timed=timed,
-        )
-    results, meta = encode_outcome(outcome)
+    results, meta = run_encoded(
+        lambda: _function(token, fn_payload),
+        mode,
+        body,
+        stop_on_error=stop_on_error,
+        timed=timed,
+        worker=worker,
+    )
     return ("done", results, meta, worker)
 
 

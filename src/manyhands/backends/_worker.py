@@ -198,25 +198,49 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
         if message[0] == "stop":
             return
         _, ticket, fn_key, fn_payload, mode, stop_on_error, timed, body = message
-        try:
-            fn = _function(functions, fn_key, fn_payload)
-            items = unpickle_items(body)
-        except SerializationError as exc:
-            outcome = ChunkOutcome([], [error_for(exc, 0)], 0.0, 0.0, name)
-        else:
-            outcome = run_chunk(
-                fn,
-                mode,
-                items,
-                stop_on_error=stop_on_error,
-                catch=BaseException,
-                worker=name,
-                timed=timed,
-            )
-        results, meta = encode_outcome(outcome)
+        results, meta = run_encoded(
+            lambda: _function(functions, fn_key, fn_payload),  # noqa: B023  (called at once)
+            mode,
+            body,
+            stop_on_error=stop_on_error,
+            timed=timed,
+            worker=name,
+        )
         send(sock, dumps(("done", ticket)))
         send(sock, meta)
         send(sock, results)
+
+
+def run_encoded(
+    function: Callable[[], Callable[..., Any]],
+    mode: Any,
+    body: bytes | bytearray,
+    *,
+    stop_on_error: bool,
+    timed: bool,
+    worker: str,
+) -> tuple[bytes, bytes]:
+    """Run a chunk that came pickled; its outcome encoded (``encode_outcome``).
+
+    ``function()`` gives the job's function (from a worker's cache, or unpickled); a function
+    or items that cannot be unpickled fail the chunk's first item, with a message that says so.
+    """
+    try:
+        fn = function()
+        items = unpickle_items(body)
+    except SerializationError as exc:
+        outcome = ChunkOutcome([], [error_for(exc, 0)], 0.0, 0.0, worker)
+    else:
+        outcome = run_chunk(
+            fn,
+            mode,
+            items,
+            stop_on_error=stop_on_error,
+            catch=BaseException,
+            worker=worker,
+            timed=timed,
+        )
+    return encode_outcome(outcome)
 
 
 def _function(
