@@ -8,6 +8,7 @@ import functools
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -113,12 +114,14 @@ class DaskCluster:
             return pids
 
     def stop(self) -> None:
-        for proc in self.procs:  # the scheduler first: the workers then exit at once
+        """The scheduler first: the workers then exit at once, unless a nanny of theirs has
+        restarted its worker, which made one linger for 10 s: its process group is killed."""
+        for number, proc in enumerate(self.procs):
             proc.terminate()
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=10 if number == 0 else 1)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: pgid == pid
                 proc.wait()
         self.log.close()
 

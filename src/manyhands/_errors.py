@@ -11,6 +11,11 @@
      |    +-- RemoteError                  (also RuntimeError) a worker's exception that could
      |    |                                                   not travel back to the caller
      |    +-- PoolClosedError              (also RuntimeError) work submitted to a closed Pool
+     |    +-- MissingDependency            (also ImportError) an optional engine is not
+     |    |                                                   installed; says how to install it
+     |    +-- ClusterUnavailable           (also ConnectionError) no Dask scheduler answered at
+     |    |                                                   the address, or the local
+     |    |                                                   cluster did not start
      |    +-- JournalError                 a journal file that cannot be used (not a journal,
      |         |                           unreadable, a newer format)
      |         +-- JournalMismatch         (also ValueError) it records another function or
@@ -35,10 +40,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ArgumentTypeError",
     "ArgumentValueError",
+    "ClusterUnavailable",
     "JournalError",
     "JournalInUse",
     "JournalMismatch",
     "ManyhandsError",
+    "MissingDependency",
     "PoolClosedError",
     "RemoteError",
     "RemoteTraceback",

@@ -63,6 +63,15 @@ def test_without_an_address_a_local_cluster_runs_the_call_and_stops(
     assert _refuses_connections(scheduler.group(1))
 
 
+@pytest.mark.usefixtures("no_default_address")
+def test_a_pool_keeps_its_local_cluster_until_shutdown() -> None:
+    with mh.Pool(backend="dask", workers=1) as pool:
+        first = pool.map(workloads.pid_of, range(10))
+        assert pool.submit(workloads.pid_of, 0).result() == first[0]  # the same worker
+    assert len(set(first)) == 1
+    assert pool.statistics().items_done == 11  # no_leaks: the cluster is gone with the Pool
+
+
 def test_an_unguarded_script_runs_on_a_local_cluster(tmp_path: Path) -> None:
     # No `if __name__ == "__main__":`: Dask's LocalCluster would start a cluster again in
     # each worker; manyhands' local cluster does not import the caller's __main__.
@@ -300,15 +309,17 @@ def test_an_address_where_nobody_listens_is_named() -> None:
     address = f"tcp://127.0.0.1:{port}"
     with (
         dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
-        pytest.raises(ConnectionError, match=re.escape(f"address={address!r}")),
+        pytest.raises(mh.ClusterUnavailable, match=re.escape(f"address={address!r}")),
     ):
         mh.map(workloads.square, range(3), backend="dask", address=address)
 
 
 def test_without_dask_the_error_gives_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if it were not installed
-    with pytest.raises(ImportError, match=re.escape("pip install 'manyhands[dask]'")):
+    with pytest.raises(mh.MissingDependency, match=re.escape("pip install 'manyhands[dask]'")):
         mh.map(workloads.square, range(3), backend="dask")
+    assert issubclass(mh.MissingDependency, ImportError)
+    assert issubclass(mh.ClusterUnavailable, ConnectionError)
 
 
 def test_the_cli_runs_on_a_cluster_by_address(dask_cluster: DaskCluster) -> None:
@@ -326,3 +337,30 @@ def test_the_cli_runs_on_a_cluster_by_address(dask_cluster: DaskCluster) -> None
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines == [f'{{"index": {i}, "result": {i * i}}}' for i in range(30)]
+
+
+def test_the_cli_says_where_its_local_cluster_runs() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), *sys.path])
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "manyhands",
+            "run",
+            "workloads:square",
+            "--range",
+            "5",
+            "--backend",
+            "dask",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"started a local Dask cluster .*scheduler tcp://127\.0\.0\.1:", done.stderr)
+    assert len(done.stdout.splitlines()) == 5

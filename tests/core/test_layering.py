@@ -44,6 +44,7 @@ def test_public_surface_is_pinned() -> None:
     assert manyhands.__all__ == [
         "ArgumentTypeError",
         "ArgumentValueError",
+        "ClusterUnavailable",
         "Decision",
         "Failure",
         "JournalError",
@@ -52,6 +53,7 @@ def test_public_surface_is_pinned() -> None:
         "JournalMismatch",
         "JournalStatus",
         "ManyhandsError",
+        "MissingDependency",
         "Pool",
         "PoolClosedError",
         "PoolStatistics",

@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,8 @@ __all__ = ["LoopbackCluster"]
 START_TIMEOUT = 60.0
 #: Seconds a process gets to exit after SIGTERM before it is killed.
 _EXIT_GRACE = 5.0
+#: Seconds the worker command gets once the scheduler is gone (it needs 0.2 s).
+_WORKER_GRACE = 1.0
 _POLL = 0.01
 _WATCHDOG = "manyhands.backends._dask_watchdog"
 
@@ -141,21 +144,29 @@ class LoopbackCluster:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        """Stop the scheduler, then the workers (which then exit at once), and clean up."""
-        for _, proc in self._procs:
-            _terminate(proc)
+        """Stop the scheduler, then the workers, and clean up.
+
+        With the scheduler gone, a worker command exits in 0.2 s of SIGTERM; but one whose
+        nanny has restarted a worker lingered 5 s, so after a short grace its whole process
+        group (its nannies' workers included) is killed: nothing of the call is left in it.
+        """
+        for what, proc in self._procs:
+            _terminate(proc, grace=_EXIT_GRACE if what.endswith("scheduler") else _WORKER_GRACE)
         self._procs.clear()
         with contextlib.suppress(OSError):
             self._log.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
+def _terminate(proc: subprocess.Popen[bytes], *, grace: float) -> None:
     with contextlib.suppress(OSError):
         proc.terminate()
     try:
-        proc.wait(timeout=_EXIT_GRACE)
+        proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(OSError):
-            proc.kill()
+            if sys.platform == "win32":
+                proc.kill()  # its workers follow: each watches its nanny
+            else:
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: pgid == pid
         proc.wait()
