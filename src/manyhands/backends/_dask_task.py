@@ -27,7 +27,7 @@ from ._worker import (
     wire_error,
 )
 
-__all__ = ["run"]
+__all__ = ["executing_keys", "run"]
 
 _lock = threading.Lock()
 _functions: OrderedDict[str, Any] = OrderedDict()
@@ -105,3 +105,9 @@ def _worker_name() -> str:
         return f"dask {get_worker().address}"
     except (ImportError, ValueError):
         return f"dask pid {os.getpid()}"
+
+
+def executing_keys(dask_worker: Any) -> list[str]:
+    """The keys a worker's threads run now, cancelled ones included (via ``Client.run``)."""
+    state = dask_worker.state
+    return [str(task.key) for task in (*state.executing, *state.long_running)]

@@ -32,7 +32,8 @@ result, should one still come, discarded. Dask cannot interrupt a running Python
 a cluster manyhands started itself the worker process running it is killed (its nanny starts
 another, and nothing new is sent until it is up); on a cluster passed by address or client,
 manyhands does not kill other people's workers: the thread runs on until the function
-returns, and that worker thread stays busy meanwhile.
+returns, and until then new tasks go to the other workers (a watcher thread asks that worker
+every 0.2 s which keys its threads run).
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ INSTALL_COMMAND = "pip install 'manyhands[dask]'"
 _SCATTER_ABOVE = 1 << 20
 #: Jobs whose pickled function is kept, as the process backend keeps them.
 _FUNCTIONS_KEPT = 32
+#: Seconds between two looks at a worker whose thread runs a timed-out item.
+_STUCK_POLL = 0.2
 
 
 def import_distributed() -> Any:
@@ -167,7 +170,13 @@ class DaskBackend:
         #: Workers being restarted after a timeout: no task is sent while they restart.
         self._restarting = 0
         self._functions: OrderedDict[int, tuple[str, Any]] = OrderedDict()
-        self._restarts: list[threading.Thread] = []
+        #: Threads that restart our workers or watch stuck ones; joined at shutdown.
+        self._helpers: list[threading.Thread] = []
+        #: Worker address -> key of a timed-out task its thread still runs (others' clusters).
+        self._stuck: dict[str, str] = {}
+        self._known: list[str] = []
+        self._watching = False
+        self._closed = threading.Event()
         self._broken: ItemError | None = None
         self._closing = False
 
@@ -264,7 +273,7 @@ class DaskBackend:
             # chunk must start when it is handed over, and after a worker died a task waiting
             # behind the one that kills workers would be blamed with it: one per thread.
             careful = self._careful or job.timeout is not None
-            threads = self._max_workers - self._restarting
+            threads = self._max_workers - self._restarting - len(self._stuck)
             if len(self._sent) >= threads * (1 if careful else 2):
                 return
             self._pending.popleft()
@@ -283,6 +292,7 @@ class DaskBackend:
                     job.timed,
                     task.body,
                     key=f"{_task_prefix(job.fn)}-{uuid.uuid4().hex}",
+                    **self._placement_locked(),
                 )
             except Exception as exc:  # the client is closed, or lost its scheduler
                 error = item_error(0, exc)
@@ -293,6 +303,14 @@ class DaskBackend:
                 self._alone = task
             self._sent[future.key] = task
             future.add_done_callback(self._done)
+
+    def _placement_locked(self) -> dict[str, Any]:
+        """Keep new tasks off workers whose thread still runs a timed-out item, if any other
+        worker is there (loosely: should those leave, any worker will do)."""
+        if not self._stuck:
+            return {}
+        free = [worker for worker in self._known if worker not in self._stuck]
+        return {"workers": free, "allow_other_workers": True} if free else {}
 
     # -- Dask's callback thread ----------------------------------------------------------
 
@@ -402,25 +420,58 @@ class DaskBackend:
             if task is self._alone:
                 self._alone = None
         where = None
-        if self._cluster is not None:
+        with contextlib.suppress(Exception):
+            where = next((w for w, keys in self._client.processing().items() if key in keys), None)
+        known: list[str] = []
+        if where is not None and self._cluster is None:
             with contextlib.suppress(Exception):
-                where = next(
-                    (w for w, keys in self._client.processing().items() if key in keys), None
-                )
+                known = list(self._client.scheduler_info()["workers"])
         with contextlib.suppress(Exception):
             future.cancel()
         with self._lock:
-            if where is not None:
-                # Its thread still runs the item: nothing new goes out until the worker is
-                # back, or a chunk would wait behind it, its deadline running.
+            # Its thread still runs the item, and a task sent to that worker would wait
+            # behind it, its deadline running (measured: every sixth item timed out so).
+            if where is not None and self._cluster is not None:
+                # Ours: killed and replaced; nothing new goes out until it is back.
                 self._restarting += 1
-                restart = threading.Thread(
-                    target=self._restart, args=(where,), name="manyhands-dask-restart"
+                self._helpers.append(
+                    _start_thread(self._restart, where, name="manyhands-dask-restart")
                 )
-                restart.start()
-                self._restarts.append(restart)
+            elif where is not None:
+                # Someone else's: not killed; new tasks go to the other workers until its
+                # thread is free again.
+                self._stuck[where] = key
+                self._known = known or self._known
+                if not self._watching:
+                    self._watching = True
+                    self._helpers.append(
+                        _start_thread(self._watch_stuck, name="manyhands-dask-stuck")
+                    )
             self._dispatch_locked()
             self._idle.notify_all()
+
+    def _watch_stuck(self) -> None:
+        """Look every 0.2 s whether the stuck workers' threads are free again."""
+        while not self._closed.wait(_STUCK_POLL):
+            with self._lock:
+                stuck = dict(self._stuck)
+            freed = []
+            for worker, key in stuck.items():
+                try:
+                    running = self._client.run(_dask_task.executing_keys, workers=[worker])
+                except Exception:  # the worker has left the cluster
+                    running = {}
+                if key not in running.get(worker, ()):
+                    freed.append(worker)
+            with contextlib.suppress(Exception):
+                self._known = list(self._client.scheduler_info()["workers"])
+            with self._lock:
+                for worker in freed:
+                    del self._stuck[worker]
+                self._dispatch_locked()
+                if not self._stuck:
+                    self._watching = False
+                    return
 
     def _restart(self, worker: str) -> None:
         """Kill the worker process at once; its nanny starts another, which we wait for.
@@ -468,7 +519,8 @@ class DaskBackend:
                 while self._pending or self._sent:
                     self._idle.wait()
             self._closing = True
-            restarts = list(self._restarts)
+            helpers = list(self._helpers)
+        self._closed.set()
         for chunk in dropped:
             chunk.cancel()
         for task in stopped:
@@ -477,8 +529,8 @@ class DaskBackend:
             # Our own cluster is about to be stopped, which stops these too.
             with contextlib.suppress(Exception):
                 self._client.cancel([task.future for task in stopped])
-        for restart in restarts:
-            restart.join()
+        for helper in helpers:
+            helper.join()
         self._functions.clear()  # releases scattered functions
         self._close_own()
 
@@ -522,6 +574,12 @@ def _connect(distributed: Any, address: str) -> Any:
         "`dask scheduler` runs at that address and is reachable from here, or leave address= "
         "out to start a local cluster for the call"
     )
+
+
+def _start_thread(target: Callable[..., None], *args: Any, name: str) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def _task_prefix(fn: Callable[..., Any]) -> str:
