@@ -364,5 +364,5 @@ def test_the_cli_says_where_its_local_cluster_runs() -> None:
         env=env,
     )
     assert done.returncode == 0, done.stderr
-    assert re.search(r"started a local Dask cluster .*scheduler tcp://127\.0\.0\.1:", done.stderr)
+    assert re.search(r"started a local Dask cluster.*scheduler tcp://127\.0\.0\.1:", done.stderr)
     assert len(done.stdout.splitlines()) == 5

@@ -176,7 +176,7 @@ class DaskBackend:
         self._stuck: dict[str, str] = {}
         self._known: list[str] = []
         self._watching = False
-        self._closed = threading.Event()
+        self._quit = threading.Event()
         self._broken: ItemError | None = None
         self._closing = False
 
@@ -202,8 +202,8 @@ class DaskBackend:
             cluster.stop()
             raise
         log.info(
-            "manyhands: started a local Dask cluster for this call: scheduler %s, dashboard %s, "
-            "%d single-threaded workers; it stops when the call ends",
+            "manyhands: started a local Dask cluster: scheduler %s, dashboard %s, "
+            "%d single-threaded workers; it stops when the call (or the Pool) ends",
             cluster.address,
             cluster.dashboard or "not available (it needs the bokeh package)",
             workers,
@@ -213,21 +213,6 @@ class DaskBackend:
     @property
     def workers(self) -> int:
         return self._max_workers
-
-    @property
-    def client(self) -> Any:
-        """The ``distributed.Client`` this backend submits to."""
-        return self._client
-
-    @property
-    def dashboard(self) -> str | None:
-        """The address of the Dask dashboard, where there is one."""
-        link = self._client.dashboard_link if self._cluster is None else self._cluster.dashboard
-        return str(link) if link else None
-
-    def cluster_pids(self) -> list[int]:
-        """The pids of the local cluster's scheduler and worker command (empty for others)."""
-        return [] if self._cluster is None else self._cluster.pids
 
     # -- engine side -------------------------------------------------------------------
 
@@ -452,7 +437,7 @@ class DaskBackend:
 
     def _watch_stuck(self) -> None:
         """Look every 0.2 s whether the stuck workers' threads are free again."""
-        while not self._closed.wait(_STUCK_POLL):
+        while not self._quit.wait(_STUCK_POLL):
             with self._lock:
                 stuck = dict(self._stuck)
             freed = []
@@ -463,9 +448,11 @@ class DaskBackend:
                     running = {}
                 if key not in running.get(worker, ()):
                     freed.append(worker)
+            known = self._known
             with contextlib.suppress(Exception):
-                self._known = list(self._client.scheduler_info()["workers"])
+                known = list(self._client.scheduler_info()["workers"])
             with self._lock:
+                self._known = known
                 for worker in freed:
                     del self._stuck[worker]
                 self._dispatch_locked()
@@ -520,7 +507,7 @@ class DaskBackend:
                     self._idle.wait()
             self._closing = True
             helpers = list(self._helpers)
-        self._closed.set()
+        self._quit.set()
         for chunk in dropped:
             chunk.cancel()
         for task in stopped:
