@@ -12,19 +12,16 @@ Dask workers import this module by reference: manyhands must be installed where 
 from __future__ import annotations
 
 import os
-import pickle
 import threading
 from collections import OrderedDict
 from typing import Any
 
-from .._errors import add_note
 from ._worker import (
     FUNCTION_CACHE_SIZE,
     dumps,
-    error_for,
     run_encoded,
+    run_initializer,
     unpickle_function,
-    wire_error,
 )
 
 __all__ = ["executing_keys", "run"]
@@ -51,7 +48,7 @@ def run(
     """
     worker = _worker_name()
     if init is not None:
-        failure = _initialize(*init, worker=worker)
+        failure = _initialize(*init)
         if failure is not None:
             return ("init_failed", b"", failure, worker)
     results, meta = run_encoded(
@@ -79,23 +76,14 @@ def _function(token: str, payload: bytes) -> Any:
     return fn
 
 
-def _initialize(token: str, payload: bytes, *, worker: str) -> bytes | None:
+def _initialize(token: str, payload: bytes) -> bytes | None:
     # Under the lock: a worker with several threads runs the initializer once, and its other
     # threads wait for it rather than run items before it.
     with _lock:
-        if token in _initialized:
-            return _initialized[token]
-        failure: bytes | None = None
-        try:
-            initializer, initargs = pickle.loads(payload)
-            initializer(*initargs)
-        except BaseException as exc:
-            tb = exc.__traceback__
-            exc.__traceback__ = tb.tb_next if tb is not None else None
-            add_note(exc, f"manyhands: raised by the initializer on Dask worker {worker}")
-            failure = dumps(wire_error(error_for(exc, 0)))
-        _initialized[token] = failure
-        return failure
+        if token not in _initialized:
+            failure = run_initializer(payload)
+            _initialized[token] = None if failure is None else dumps(failure)
+        return _initialized[token]
 
 
 def _worker_name() -> str:

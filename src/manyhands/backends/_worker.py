@@ -184,13 +184,9 @@ def _receive(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]]) -> 
 def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name: str) -> None:
     _, init_payload = inbox.get()
     if init_payload is not None:
-        try:
-            initializer, initargs = pickle.loads(init_payload)
-            initializer(*initargs)
-        except BaseException as exc:
-            tb = exc.__traceback__
-            exc.__traceback__ = tb.tb_next if tb is not None else None
-            send(sock, dumps(("init_failed", wire_error(error_for(exc, 0)))))
+        failure = run_initializer(init_payload)
+        if failure is not None:
+            send(sock, dumps(("init_failed", failure)))
             _exit(EXIT_INITIALIZER_FAILED)
     functions: dict[int, Callable[..., Any]] = {}
     while True:
@@ -209,6 +205,18 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
         send(sock, dumps(("done", ticket)))
         send(sock, meta)
         send(sock, results)
+
+
+def run_initializer(payload: bytes | bytearray) -> WireError | None:
+    """Run a pickled ``(initializer, initargs)``; the error it raised, ready to send, or None."""
+    try:
+        initializer, initargs = pickle.loads(payload)
+        initializer(*initargs)
+    except BaseException as exc:
+        tb = exc.__traceback__
+        exc.__traceback__ = tb.tb_next if tb is not None else None
+        return wire_error(error_for(exc, 0))
+    return None
 
 
 def run_encoded(

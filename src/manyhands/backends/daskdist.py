@@ -345,7 +345,7 @@ class DaskBackend:
             except Exception as exc:  # the result was lost on its way here
                 return self._failure(chunk, exc)
             if kind == "init_failed":
-                return self._initializer_failed(meta)
+                return self._initializer_failed(meta, worker)
             return decode_outcome(chunk, body, meta, worker, len(task.body))
         if status == "error":
             return self._failure(chunk, future.exception())
@@ -377,8 +377,10 @@ class DaskBackend:
             )
         return ChunkOutcome([], [item_error(0, exc)], 0.0, 0.0, "dask")
 
-    def _initializer_failed(self, wire: bytes) -> ChunkOutcome:
+    def _initializer_failed(self, wire: bytes, worker: str) -> ChunkOutcome:
         error = _worker.read_error(pickle.loads(wire))
+        if error.exception is not None:
+            add_note(error.exception, f"manyhands: raised by the initializer on {worker}")
         with self._lock:
             self._broken = error
             failed = [task.chunk for task in self._pending]
