@@ -262,8 +262,8 @@ def check_backend(backend: object) -> str:
 
 def check_where(backend: str, address: object, client: object) -> dict[str, Any]:
     """``address=`` / ``client=``: where a Dask backend runs; only for ``backend="dask"``."""
-    given = {name: value for name, value in (("address", address), ("client", client))}
-    given = {name: value for name, value in given.items() if value is not None}
+    pairs = (("address", address), ("client", client))
+    given = {name: value for name, value in pairs if value is not None}
     if not given:
         return {}
     if backend != "dask":

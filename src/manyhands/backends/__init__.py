@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from .._core._protocol import Backend
 
-__all__ = ["BACKEND_NAMES", "bind", "create"]
+__all__ = ["BACKEND_NAMES", "bind", "create", "shutdown_elsewhere"]
 
 #: name -> (module, class). "auto" is a router over the others: it measures and chooses.
 _REGISTRY: dict[str, tuple[str, str]] = {
@@ -53,3 +53,14 @@ def create(
         workers=workers, initializer=initializer, initargs=initargs, eager=eager, **where
     )
     return backend
+
+
+def shutdown_elsewhere(shutdown: Callable[..., None], *, cancel: bool) -> None:
+    """Run ``shutdown(cancel=cancel)`` on a thread of its own.
+
+    For a shutdown called on the thread that delivers a backend's outcomes (from a Future's
+    callback): waiting there for the outcomes still to come would wait for itself.
+    """
+    import threading
+
+    threading.Thread(target=shutdown, kwargs={"cancel": cancel}, name="manyhands-shutdown").start()

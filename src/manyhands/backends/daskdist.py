@@ -64,7 +64,7 @@ from .._errors import (
     short_repr,
 )
 from .._system import available_cpus
-from . import _dask_task, _worker
+from . import _dask_task, _worker, shutdown_elsewhere
 from ._pickling import decode_outcome, pickle_function, pickle_items
 
 __all__ = ["INSTALL_COMMAND", "DaskBackend", "import_distributed"]
@@ -123,6 +123,7 @@ class DaskBackend:
         address: str | None = None,
         client: Any = None,
     ) -> None:
+        del eager  # a cluster is always connected (or started) at once
         distributed = import_distributed()
         self._killed_worker: type[BaseException] = distributed.KilledWorker
         self._cluster: Any = None
@@ -489,11 +490,7 @@ class DaskBackend:
 
     def shutdown(self, *, cancel: bool) -> None:
         if threading.current_thread().name.startswith("Dask-Callback-Thread"):
-            # Called from a Future's callback, on the thread that delivers every outcome:
-            # waiting here would wait for itself, so the stop happens elsewhere.
-            threading.Thread(
-                target=self.shutdown, kwargs={"cancel": cancel}, name="manyhands-shutdown"
-            ).start()
+            shutdown_elsewhere(self.shutdown, cancel=cancel)  # it delivers every outcome
             return
         with self._lock:
             if self._closing:

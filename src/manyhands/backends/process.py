@@ -56,7 +56,7 @@ from .._errors import (
     WorkerCrashed,
     add_note,
 )
-from . import _worker
+from . import _worker, shutdown_elsewhere
 from ._pickling import decode_outcome, pickle_function, pickle_items
 from ._wire import receive, send
 
@@ -349,11 +349,7 @@ class ProcessBackend:
 
     def shutdown(self, *, cancel: bool) -> None:
         if threading.current_thread() is self._reader:
-            # Called from a Future's callback, which runs on the reader thread: the reader
-            # must keep receiving for the workers to finish, so the stop happens elsewhere.
-            threading.Thread(
-                target=self.shutdown, kwargs={"cancel": cancel}, name="manyhands-shutdown"
-            ).start()
+            shutdown_elsewhere(self.shutdown, cancel=cancel)  # it receives every outcome
             return
         with self._lock:
             if self._closing:
