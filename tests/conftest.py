@@ -21,6 +21,11 @@ import psutil
 import pytest
 
 TESTS = Path(__file__).parent
+# The planner's cache of this machine's measured costs: a folder of the test session's own, so
+# that tests neither read nor write the user's (child processes inherit the setting).
+os.environ.setdefault(
+    "MANYHANDS_CACHE_DIR", os.path.join(__import__("tempfile").mkdtemp(), "manyhands-cache")
+)
 # Workload functions live in an importable module so process workers load them by reference.
 sys.path.insert(0, str(TESTS))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, overload
@@ -20,13 +19,9 @@ from ._options import (
     check_where,
     default_workers,
 )
-from ._pool import _flatten, arun_chunks, collect, run_chunks
-from .backends import create
+from ._pool import Backends, Target, _flatten, arun_chunks, auto_target, collect, run_chunks
 
 if TYPE_CHECKING:
-    import asyncio
-
-    from ._core._protocol import Backend
     from ._core._task import Mode
 
 __all__ = ["aimap", "amap", "explain", "imap", "istarmap", "map", "starmap"]
@@ -439,13 +434,14 @@ def explain(
 ) -> Decision:
     """Where ``map(fn, items, ...)`` would run and why, as a ``Decision`` record.
 
-    Runs the probe that ``backend="auto"`` runs: the first item, in this thread, measured
-    (wall and CPU time, pickled sizes). That item is consumed from an iterator. The record's
-    ``reasons`` say why in sentences; ``evidence`` holds the numbers.
+    Runs auto's planner, as ``map`` would, until its first decision: the first item on a
+    thread, measured (wall and CPU time, what a hand-off costs here), and for CPU-heavy work
+    a short run on two threads (whether the GIL is held). The items it ran are consumed from
+    an iterator and their results dropped. The record's ``reasons`` say why in sentences;
+    ``evidence`` holds the numbers, this machine's measured figures among them.
     """
-    from ._core._decision import decide
-    from ._system import available_cpus
-    from .backends.auto import evidence_from_probe, measured
+    from ._core._auto import AutoPlan
+    from ._core._engine import decide_only
 
     call = _check(
         fn,
@@ -465,17 +461,17 @@ def explain(
         chosen = _count(call.items, call.workers or default_workers(call.kind))
         reason = f"backend={call.kind!r} was given"
         return Decision(call.kind, chosen, options.chunksize or 1, (reason,))
-    total = known_length(call.items)
-    if inspect.iscoroutinefunction(call.fn):
-        evidence = measured(call.fn, wall=0.0, cpu=0.0, items=total, coroutine=True)
-    else:
-        try:
-            first = next(iter(call.items))
-        except StopIteration:
-            return Decision("serial", 1, 1, ("there are no items",))
-        evidence, _ = evidence_from_probe(call.fn, first, "map", total, available_cpus())
-    stoppable = options.policy.timeout is not None
-    decision = decide(evidence, workers=call.workers, stoppable=stoppable)
+    backends = Backends()
+    try:
+        job = options.job(call.fn, "map")
+        plan = AutoPlan(job, known_length(call.items), backends.open, workers=call.workers)
+        decision = decide_only(
+            plan, job, call.items, chunksize=options.chunksize, policy=options.policy
+        )
+    finally:
+        backends.shutdown(cancel=True)
+    if decision is None:
+        return Decision("serial", 1, 1, ("there are no items",))
     if options.chunksize is not None:
         decision = dataclasses.replace(decision, chunksize=options.chunksize)
     return decision
@@ -516,49 +512,45 @@ def _check(
 
 
 def _one_call(call: _Call, mode: Mode) -> Iterator[list[Any]]:
-    """Run one call on a backend of its own (started when first iterated), then stop it."""
-    backend = _open_backend(call)
+    """Run one call on backends of its own (started when first iterated), then stop them."""
+    backends = Backends(where=call.where)
     finished = False
     try:
-        yield from run_chunks(backend, call.fn, call.items, mode, call.options)
+        yield from run_chunks(_target(call, backends), call.fn, call.items, mode, call.options)
         finished = True
     finally:
         # Done: stop the idle workers. Otherwise (an error, Ctrl-C, the consumer stopped):
         # drop the queued work and stop the running work where it can be stopped.
-        backend.shutdown(cancel=not finished)
+        backends.shutdown(cancel=not finished)
 
 
 async def _one_call_async(call: _Call, mode: Mode) -> AsyncIterator[list[Any]]:
     import asyncio  # here: synchronous callers never pay for importing it
 
-    backend = _open_backend(call, loop=asyncio.get_running_loop())
+    # Coroutines run on the caller's own loop, so they can use its sessions and connections.
+    backends = Backends(where=call.where, loop=asyncio.get_running_loop())
     finished = False
     try:
-        async for results in arun_chunks(backend, call.fn, call.items, mode, call.options):
+        target = _target(call, backends)
+        async for results in arun_chunks(target, call.fn, call.items, mode, call.options):
             yield results
         finished = True
     finally:
-        backend.shutdown(cancel=not finished)
+        backends.shutdown(cancel=not finished)
 
 
-def _open_backend(call: _Call, *, loop: asyncio.AbstractEventLoop | None = None) -> Backend:
-    """Start the backend for one call; with ``loop``, coroutines run on that (the caller's)."""
+def _target(call: _Call, backends: Backends) -> Target:
+    """What one call's job runs on: auto's planner, or the backend named, sized to the input."""
     kind = call.kind
-    coroutine = kind == "auto" and inspect.iscoroutinefunction(call.fn)
-    if loop is not None and (kind == "asyncio" or coroutine):
-        from .backends.aio import AsyncioBackend
-
-        count = _count(call.items, call.workers or default_workers("asyncio"))
-        return AsyncioBackend(workers=count, loop=loop)
     if kind == "auto":
-        return create("auto", workers=call.workers, initializer=None, initargs=(), eager=False)
+        return auto_target(backends, call.workers)
     if kind == "dask":  # without workers=, as many as the cluster has
-        return create(
-            "dask", workers=call.workers, initializer=None, initargs=(), eager=True, **call.where
-        )
+        workers = call.workers
+    else:
+        workers = _count(call.items, call.workers or default_workers(kind))
     # Eager: the workers' start-up overlaps the pickling of the function and first items.
-    count = _count(call.items, call.workers or default_workers(kind))
-    return create(kind, workers=count, initializer=None, initargs=(), eager=True)
+    backend = backends.open(kind, workers, eager=True)
+    return lambda job, total: backend
 
 
 def _count(items: Iterable[Any], workers: int) -> int:

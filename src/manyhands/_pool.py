@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import threading
 import weakref
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._core._engine import execute, item_exception, known_length
 from ._core._events import Listener
 from ._core._failure import Retry
+from ._core._plan import Plan
 from ._core._protocol import Backend
 from ._core._task import Chunk, ChunkOutcome, Job
 from ._errors import PoolClosedError
@@ -28,13 +30,93 @@ from ._options import (
 )
 from ._progress import ProgressBar
 from ._stats import PoolStatistics, StatisticsRecorder
-from .backends import bind, create
+from .backends import create
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ._core._task import Mode
     from ._journal import Journal
 
-__all__ = ["Pool", "arun_chunks", "collect", "run_chunks"]
+__all__ = ["Backends", "Pool", "Target", "arun_chunks", "collect", "run_chunks"]
+
+#: What a job runs on: a backend, or (``backend="auto"``) the plan made for the job.
+Target = Callable[[Job, "int | None"], "Backend | Plan"]
+
+
+class Backends:
+    """The backends a call or a Pool has opened, by kind and worker count; shut down together.
+
+    The auto planner opens what its decisions need through ``open``; a Pool keeps them warm
+    for its next jobs, a one-shot call shuts them down when it returns.
+    """
+
+    def __init__(
+        self,
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        where: dict[str, Any] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        on_open: Callable[[str], None] | None = None,
+    ) -> None:
+        self._initializer = initializer
+        self._initargs = initargs
+        self._where = where or {}
+        self._loop = loop
+        self._on_open = on_open
+        self._lock = threading.Lock()
+        self._opened: dict[tuple[str, int | None], Backend] = {}
+        self._closed = False
+
+    def open(self, kind: str, workers: int | None, *, eager: bool | None = None) -> Backend:
+        """The backend ``kind`` with ``workers`` workers, started now if it is not open yet.
+
+        ``eager``: start every worker now (default: for processes and Dask, whose start-up
+        then overlaps the first items; threads start as work arrives).
+        """
+        with self._lock:
+            if self._closed:
+                raise PoolClosedError(
+                    "this Pool has been shut down; create a new Pool, or do the work inside "
+                    "its `with` block"
+                )
+            backend = self._opened.get((kind, workers))
+            if backend is None:
+                if kind == "asyncio" and self._loop is not None:
+                    from .backends.aio import AsyncioBackend
+
+                    assert workers is not None
+                    backend = AsyncioBackend(workers=workers, loop=self._loop)
+                else:
+                    backend = create(
+                        kind,
+                        workers=workers,
+                        initializer=self._initializer,
+                        initargs=self._initargs,
+                        eager=kind in ("process", "dask") if eager is None else eager,
+                        **(self._where if kind == "dask" else {}),
+                    )
+                self._opened[(kind, workers)] = backend
+                if self._on_open is not None:
+                    self._on_open(kind)
+            return backend
+
+    def shutdown(self, *, cancel: bool, wait: bool = True) -> None:
+        """Stop every backend opened (``wait=False``: in the background)."""
+        with self._lock:
+            self._closed = True
+            backends = list(self._opened.values())
+
+        def stop() -> None:
+            for backend in backends:
+                backend.shutdown(cancel=cancel)
+
+        if wait:
+            stop()
+        else:
+            threading.Thread(target=stop, name="manyhands-shutdown", daemon=True).start()
+
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -71,12 +153,17 @@ class Pool(Executor):
         self._workers = check_positive_int("workers", workers, allow_none=True)
         self._initializer, self._initargs = check_initializer(initializer, initargs)
         self._lock = threading.Lock()
-        self._backends: dict[str, Backend] = {}
+        self._stats = StatisticsRecorder()
+        self._backends = Backends(
+            initializer=self._initializer,
+            initargs=self._initargs,
+            where=self._where,
+            on_open=self._stats.used,
+        )
         self._futures: set[Future[Any]] = set()
         self._submit_jobs: weakref.WeakKeyDictionary[Callable[..., Any], Job] = (
             weakref.WeakKeyDictionary()
         )
-        self._stats = StatisticsRecorder()
         self._closed = False
         if self._kind != "auto":
             self._backend(self._kind)  # warm before the first call
@@ -185,15 +272,23 @@ class Pool(Executor):
     def _chunks(
         self, fn: Callable[..., Any], items: Iterable[Any], mode: Mode, options: RunOptions
     ) -> Iterator[list[Any]]:
+        yield from run_chunks(self._target(), fn, items, mode, options, listeners=[self._stats])
+
+    def _target(self) -> Target:
+        if self._kind == "auto":
+            return auto_target(self._backends, self._workers)
         backend = self._backend(self._kind)
-        yield from run_chunks(backend, fn, items, mode, options, listeners=[self._stats])
+        return lambda job, total: backend
 
     # -- Executor ----------------------------------------------------------------------
 
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
         """Schedule ``fn(*args, **kwargs)``; its ``Future`` holds the result or the exception."""
         check_fn(fn)
-        backend = self._backend(self._kind)
+        kind = self._kind
+        if kind == "auto":  # one call gives nothing to measure before it runs
+            kind = "asyncio" if inspect.iscoroutinefunction(fn) else "thread"
+        backend = self._backend(kind)
         future: Future[R] = Future()
 
         def report(chunk: Chunk, outcome: ChunkOutcome) -> None:
@@ -243,20 +338,11 @@ class Pool(Executor):
             if self._closed:
                 return
             self._closed = True
-            backends = list(self._backends.values())
             futures = list(self._futures)
         if cancel_futures:
             for future in futures:
                 future.cancel()
-
-        def stop() -> None:
-            for backend in backends:
-                backend.shutdown(cancel=False)
-
-        if wait:
-            stop()
-        else:
-            threading.Thread(target=stop, name="manyhands-shutdown", daemon=True).start()
+        self._backends.shutdown(cancel=False, wait=wait)
 
     def statistics(self) -> PoolStatistics:
         """Items done and failed, busy seconds per worker, elapsed seconds, backends used."""
@@ -271,25 +357,23 @@ class Pool(Executor):
                     "this Pool has been shut down; create a new Pool, or do the work inside "
                     "its `with` block"
                 )
-            backend = self._backends.get(kind)
-            if backend is None:
-                # auto chooses per job; dask takes the cluster's size
-                chosen = kind in ("auto", "dask")
-                backend = create(
-                    kind,
-                    workers=self._workers or (None if chosen else default_workers(kind)),
-                    initializer=self._initializer,
-                    initargs=self._initargs,
-                    eager=True,
-                    **self._where,
-                )
-                self._backends[kind] = backend
-                self._stats.used(kind)
-            return backend
+        # dask takes the cluster's size when workers= is not given
+        workers = self._workers or (None if kind == "dask" else default_workers(kind))
+        return self._backends.open(kind, workers, eager=True)
+
+
+def auto_target(backends: Backends, workers: int | None) -> Target:
+    """Each job of ``backend="auto"`` gets a planner that opens what it needs in ``backends``."""
+    from ._core._auto import AutoPlan
+
+    def plan(job: Job, total: int | None) -> Plan:
+        return AutoPlan(job, total, backends.open, workers=workers)
+
+    return plan
 
 
 def run_chunks(
-    backend: Backend,
+    target: Target,
     fn: Callable[..., Any],
     items: Iterable[Any],
     mode: Mode,
@@ -297,18 +381,19 @@ def run_chunks(
     *,
     listeners: Iterable[Listener] = (),
 ) -> Iterator[list[Any]]:
-    """One map over ``backend``, a list of results at a time, with the options applied."""
-    job, target, listening, store = start_job(backend, fn, items, mode, options, listeners)
+    """One map on ``target``, a list of results at a time, with the options applied."""
+    job, where, listening, store = start_job(target, fn, items, mode, options, listeners)
     finished = False
     try:
-        yield from execute(target, job, items, listeners=listening, store=store, **options.engine)
+        yield from execute(where, job, items, listeners=listening, store=store, **options.engine)
         finished = True
     finally:
-        end_job(backend, target, store, finished=finished)
+        if store is not None:
+            store.close(finished=finished)
 
 
 async def arun_chunks(
-    backend: Backend,
+    target: Target,
     fn: Callable[..., Any],
     items: Iterable[Any],
     mode: Mode,
@@ -317,44 +402,36 @@ async def arun_chunks(
     """``run_chunks`` for async callers: the engine waits on the running event loop."""
     from ._core._engine_async import execute_async
 
-    job, target, listening, store = start_job(backend, fn, items, mode, options, ())
+    job, where, listening, store = start_job(target, fn, items, mode, options, ())
     finished = False
     try:
         async for results in execute_async(
-            target, job, items, listeners=listening, store=store, **options.engine
+            where, job, items, listeners=listening, store=store, **options.engine
         ):
             yield results
         finished = True
     finally:
-        end_job(backend, target, store, finished=finished)
+        if store is not None:
+            store.close(finished=finished)
 
 
 def start_job(
-    backend: Backend,
+    target: Target,
     fn: Callable[..., Any],
     items: Iterable[Any],
     mode: Mode,
     options: RunOptions,
     listeners: Iterable[Listener],
-) -> tuple[Job, Backend, list[Listener], Journal | None]:
-    """The job a map runs, the backend it runs on (auto: its own router), who listens, and
-    the journal it records into."""
+) -> tuple[Job, Backend | Plan, list[Listener], Journal | None]:
+    """The job a map runs, what it runs on (auto: its own plan), who listens, and the
+    journal it records into."""
     total = known_length(items)
     journal = None if options.journal is None else options.journal.open(fn, mode, total)
     listening = list(listeners)
     if options.progress:
         listening.append(ProgressBar.for_function(fn))
     job = options.job(fn, mode)
-    return job, bind(backend, job, total), listening, journal
-
-
-def end_job(backend: Backend, target: Backend, journal: Journal | None, *, finished: bool) -> None:
-    try:
-        if target is not backend:  # auto's router for this job; the backends behind it stay
-            target.shutdown(cancel=not finished)
-    finally:
-        if journal is not None:
-            journal.close(finished=finished)
+    return job, target(job, total), listening, journal
 
 
 def collect(chunks: Iterator[list[Any]]) -> list[Any]:

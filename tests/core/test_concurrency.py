@@ -1,73 +1,129 @@
 """The adaptive concurrency controller on a fake clock, against model workloads.
 
-A model says, for a concurrency limit, how long an item takes and how much CPU the process
-uses; the simulation ticks the controller every 5 ms of fake time with the counters a real
-run would show.
+A model says, for a concurrency limit, how long an item takes when nothing else limits it and
+how much CPU it needs; the simulation adds the GIL (one core for every item's CPU: beyond
+``1 / cpu`` items a second, latency stretches) and ticks the controller every 5 ms of fake
+time with the counters a real run would show.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from manyhands._core._concurrency import ConcurrencyController
+from manyhands._core._concurrency import ConcurrencyController, littles_law_width
 
-Model = Callable[[int], tuple[float, float]]  # limit -> (seconds per item, CPU share)
+Model = Callable[[int, float], tuple[float, float]]  # (limit, now) -> (seconds, CPU) per item
 
 
-def simulate(model: Model, *, ticks: int = 400, backlog: bool = True) -> list[int]:
-    controller = ConcurrencyController(start=8, cap=256, interval=0.005)
+def simulate(
+    model: Model,
+    *,
+    ticks: int = 400,
+    backlog: bool = True,
+    start: int = 8,
+    cap: int = 256,
+    items: float | None = None,
+) -> tuple[list[int], float, float]:
+    """The limits ticked, the items completed and the fake seconds elapsed."""
+    controller = ConcurrencyController(start=start, cap=cap, interval=0.005)
     now, completed, cpu = 0.0, 0.0, 0.0
     limits = []
     for _ in range(ticks):
-        latency, cpu_share = model(controller.limit)
-        rate = controller.limit / latency  # items finished per second at this limit
+        latency, cpu_per_item = model(controller.limit, now)
+        throughput = controller.limit / latency
+        if cpu_per_item > 0 and throughput > 1 / cpu_per_item:  # the GIL is the limit
+            throughput = 1 / cpu_per_item
+            latency = controller.limit * cpu_per_item
         now += controller.interval
-        finished = rate * controller.interval
+        finished = throughput * controller.interval
         completed += finished
-        cpu += cpu_share * controller.interval
+        cpu += finished * cpu_per_item
+        pending = items is None or completed < items
         limits.append(
             controller.tick(
                 now=now,
                 completed=int(completed),
-                cpu_seconds=cpu,
-                latency=latency if finished >= 1 else None,
-                backlog=backlog,
+                work_cpu=cpu,
+                latency=latency if finished > 0 else None,
+                backlog=backlog and pending,
             )
         )
-    return limits
+        if items is not None and completed >= items:
+            break
+    return limits, completed, now
+
+
+def waiting(seconds: float, cpu: float) -> Model:
+    return lambda limit, now: (seconds, cpu)
 
 
 def test_pure_waiting_grows_to_the_cap_quickly() -> None:
-    limits = simulate(lambda limit: (0.05, 0.01))
+    limits, _, _ = simulate(waiting(0.05, 20e-6))
     assert limits[-1] == 256
     assert limits.index(256) <= 6  # 8 -> 256 is five doublings
+
+
+def test_the_stall_at_sixteen_threads_is_gone() -> None:
+    # 1,000 x sleep(0.05) stalled at 16 threads (2.9 s): the old rule read the CPU spent
+    # starting the job and its threads as the GIL being busy. Only the items' own CPU counts
+    # now, and growth starts where Little's law puts it.
+    start = littles_law_width(0.05, 20e-6, cap=1024)
+    assert start == 1024
+    limits, completed, elapsed = simulate(
+        waiting(0.05, 20e-6), start=8, cap=1024, items=1000, ticks=1000
+    )
+    assert completed >= 1000
+    assert elapsed < 0.3
+    assert max(limits) >= 512
+
+
+def test_http_like_work_reaches_the_width_where_the_gil_saturates() -> None:
+    # 50 ms of waiting and 0.5 ms of CPU a request: one GIL serves 2,000 a second, which
+    # takes 100 in flight (Little's law); the stalled controller held 16 (320 a second).
+    assert littles_law_width(0.05, 0.0005, cap=1024) == 100
+    limits, completed, elapsed = simulate(waiting(0.05, 0.0005), start=100, cap=1024)
+    assert completed / elapsed > 0.9 * 2000
+    assert 64 <= limits[-1] <= 400  # past the saturation point it does not keep growing
 
 
 def test_a_saturated_server_makes_it_back_off() -> None:
     capacity = 20  # beyond 20 concurrent calls, each call waits in the server's queue
 
-    def server(limit: int) -> tuple[float, float]:
-        return 0.05 * max(1.0, limit / capacity), 0.01
+    def server(limit: int, now: float) -> tuple[float, float]:
+        return 0.05 * max(1.0, limit / capacity), 0.0001
 
-    limits = simulate(server)
+    limits, _, _ = simulate(server)
     assert limits[-1] <= 2 * capacity
     assert max(limits) < 256
 
 
 def test_cpu_bound_work_does_not_grow() -> None:
-    limits = simulate(lambda limit: (0.05, 0.95))
-    assert max(limits) <= 16  # one doubling may happen before two busy ticks are seen
+    limits, _, _ = simulate(waiting(0.03, 0.03))
+    assert max(limits) <= 32
+    assert limits[-1] <= 16
 
 
 def test_no_backlog_no_growth() -> None:
-    assert set(simulate(lambda limit: (0.05, 0.01), backlog=False)) == {8}
+    limits, _, _ = simulate(waiting(0.05, 0.0001), backlog=False)
+    assert set(limits) == {8}
 
 
 def test_growth_that_buys_no_throughput_is_undone() -> None:
     # Throughput is capped at 400 items/s whatever the limit, with latency unchanged: e.g.
     # a rate-limited API that answers quickly but only so often.
-    def rate_limited(limit: int) -> tuple[float, float]:
-        return max(0.05, limit / 400), 0.01
+    def rate_limited(limit: int, now: float) -> tuple[float, float]:
+        return max(0.05, limit / 400), 0.0001
 
-    limits = simulate(rate_limited)
+    limits, _, _ = simulate(rate_limited)
     assert limits[-1] < 256
+
+
+def test_a_backlog_that_persists_grows_again_once_the_far_end_has_room() -> None:
+    # The server takes 20 at a time for the first second, then scales out.
+    def scaling_server(limit: int, now: float) -> tuple[float, float]:
+        capacity = 20 if now < 1.0 else 10_000
+        return 0.05 * max(1.0, limit / capacity), 0.0001
+
+    limits, _, _ = simulate(scaling_server, ticks=1200)
+    assert max(limits[:190]) <= 64  # held back while the server was the limit
+    assert limits[-1] >= 128  # and grown again after it scaled out

@@ -33,10 +33,45 @@ def test_coroutines_go_to_asyncio() -> None:
 
 
 def test_tiny_items_stay_in_the_callers_thread() -> None:
-    decision = decide(evidence(seconds_per_item=1e-6, cpu_per_item=1e-6, items=200_000))
+    tiny = evidence(seconds_per_item=1e-6, cpu_per_item=1e-6, items=200_000, handoff=50e-6)
+    decision = decide(tiny)
     assert decision.backend == "serial"
     assert "1.0 us" in decision.reasons[0]
+    assert "50.0 us" in decision.reasons[0]  # the measured hand-off, not a constant
     assert decision.chunksize == 8192
+
+
+def test_tiny_items_measured_over_many_go_to_processes_when_they_pay() -> None:
+    # One cold item of a few microseconds says little; the mean of thousands, in a loop, does.
+    many = evidence(
+        seconds_per_item=20e-6, cpu_per_item=20e-6, items=10**6, handoff=50e-6, samples=5000
+    )
+    assert decide(many).backend == "process"
+    assert decide(dataclasses.replace(many, items=1000)).backend == "serial"
+
+
+def test_a_short_waiting_item_is_not_worth_a_thread() -> None:
+    decision = decide(evidence(seconds_per_item=30e-6, cpu_per_item=1e-6, handoff=50e-6))
+    assert decision.backend == "serial"
+
+
+def test_c_code_that_releases_the_gil_goes_to_threads() -> None:
+    decision = decide(evidence(cpu_per_item=0.05, threads_scale=True))
+    assert (decision.backend, decision.workers) == ("thread", 4)
+    assert "releases the GIL" in decision.reasons[-1]
+    assert decide(evidence(cpu_per_item=0.05, threads_scale=False)).backend == "process"
+
+
+def test_the_measured_start_up_decides_whether_processes_pay() -> None:
+    # 20 x 10 ms of CPU: worth processes where they start in 20 ms, not where they take 0.5 s.
+    work = evidence(seconds_per_item=0.01, cpu_per_item=0.01, items=20)
+    assert decide(dataclasses.replace(work, process_start=0.02)).backend == "process"
+    slow = decide(dataclasses.replace(work, process_start=0.5))
+    assert slow.backend == "serial"
+    assert "start-up 500.0 ms, measured" in slow.reasons[-1]
+    unmeasured = decide(work)  # until measured, a fresh interpreter's usual start-up
+    assert unmeasured.evidence["process_start_seconds"] is None
+    assert unmeasured.backend == "process"
 
 
 def test_waiting_work_goes_to_adaptive_threads() -> None:
@@ -56,8 +91,10 @@ def test_explicit_workers_win() -> None:
 def test_cpu_bound_work_goes_to_processes() -> None:
     decision = decide(evidence(cpu_per_item=0.049))
     assert decision.backend == "process"
-    assert decision.workers == 4
+    assert decision.workers == 3  # and the caller's side on a thread: four runners
     assert any("CPU-bound" in reason for reason in decision.reasons)
+    assert "3 processes and a thread of the caller's" in decision.reasons[-1]
+    assert decide(evidence(cpu_per_item=0.049), workers=4).workers == 4
 
 
 def test_never_more_processes_than_items() -> None:
@@ -112,4 +149,4 @@ def test_decision_is_a_frozen_readable_record() -> None:
     assert decision.evidence["cpu_ratio"] == pytest.approx(0.98)
     with pytest.raises(TypeError):
         decision.evidence["cpus"] = 2  # type: ignore[index]
-    assert str(decision).startswith("process (workers: 4")
+    assert str(decision).startswith("process (workers: 3")

@@ -34,10 +34,52 @@ def test_core_imports_no_backend_and_nothing_above_it() -> None:
                 ".._progress",
                 ".._journal",
                 ".._cli",
+                ".._stats",
             }, (
                 path.name,
                 module,
             )
+
+
+def protocol_members() -> set[str]:
+    from manyhands._core._protocol import Backend
+
+    members = set(Backend.__annotations__)
+    members |= {name for name in vars(Backend) if not name.startswith("_")}
+    return members
+
+
+def test_every_backend_implements_exactly_the_protocol() -> None:
+    # A backend that grows members beyond the protocol is a policy living in the wrong
+    # place (the auto router once needed bind, forget, delegate and a decisions attribute).
+    import importlib
+
+    from manyhands.backends import _REGISTRY
+
+    expected = protocol_members()
+    assert expected == {"name", "capabilities", "workers", "submit", "stop", "shutdown"}
+    for name, (module, class_name) in _REGISTRY.items():
+        cls = getattr(importlib.import_module(module), class_name)
+        public = {member for member in dir(cls) if not member.startswith("_")}
+        public |= {member for member in getattr(cls, "__annotations__", {}) if member[0] != "_"}
+        assert public == expected, (name, sorted(public ^ expected))
+
+
+def test_auto_is_a_stage_of_the_engine_not_a_backend() -> None:
+    from manyhands.backends import _REGISTRY, BACKEND_NAMES
+
+    assert "auto" in BACKEND_NAMES
+    assert "auto" not in _REGISTRY
+    assert not (PACKAGE / "backends" / "auto.py").exists()
+    assert (PACKAGE / "_core" / "_auto.py").exists()
+
+
+def test_layers_import_only_downwards() -> None:
+    # Backends use _core (and the leaf modules beside it), never the layers that compose them.
+    above = {".._api", ".._pool", ".._options", ".._progress", ".._journal", ".._cli", ".._stats"}
+    for path in (PACKAGE / "backends").glob("*.py"):
+        for module in imported_modules(path):
+            assert module not in above, (path.name, module)
 
 
 def test_public_surface_is_pinned() -> None:

@@ -1,40 +1,59 @@
-"""Adaptive concurrency for waiting work: add threads while it pays, shed when it hurts.
+"""Adaptive concurrency for waiting work: how many items the planner keeps in flight on threads.
 
-A pure state machine, ticked with explicit times and counters so that tests drive it with a
-fake clock. The auto router ticks it every ``interval`` seconds while items wait for a slot.
+A pure state machine, ticked with explicit times and counters, so that tests drive it with a
+fake clock. The auto planner ticks it from the engine's timers while items wait for a slot.
 
-* Grow: while items wait for a slot, the process uses little CPU and latency holds, the
-  limit doubles each tick (up to ``cap``). Waiting work gains from every slot until something
-  saturates, so a burst of slow calls starts within a few ticks.
+* Start where Little's law says: an item that waits ``W`` seconds and computes ``C`` keeps one
+  GIL busy at ``W / C`` items in flight, so that width (capped) is where growth begins.
+* Grow: while items wait for a slot and the work does not keep the GIL busy, the limit doubles
+  each tick (up to ``cap``). No completion is needed to justify growth: waiting work gains from
+  every slot until something saturates.
 * Check: every ``max(2 x latency, 3 ticks)`` the throughput since the last check is compared
-  with the one before. If the limit grew meanwhile and throughput rose by less than ``GAIN``,
-  the extra slots bought nothing: growth stops and the limit goes back to where it was.
-* Shed: when latency climbs past ``LATENCY_LIMIT`` times the best seen (the far end is
-  saturated), the limit is cut by a quarter and growth stops.
-* When the process's CPU use reaches ``CPU_BUSY`` of one core on two ticks in a row, more
-  threads only contend for the GIL: growth stops. (One busy tick is often just the cost of
-  starting the threads the last doubling asked for.)
+  with the one before. Growth that bought less than ``GAIN`` more is undone, and the limit
+  stays under that width for a while (``HOLD_CHECKS`` checks, doubled after each failed try);
+  a backlog that persists then tries growing again.
+* GIL: the CPU the items themselves used (the sum of their threads' CPU time, so the cost of
+  starting threads, which the old rule mistook for work, is not counted) per second of wall
+  time over the last few ticks. At ``GIL_SATURATED`` of a core, more threads only queue for
+  the GIL: growth holds until it is not.
+* Shed: latency past ``LATENCY_LIMIT`` times the best seen while the GIL is not the limit means
+  the far end is saturated: the limit is cut by a quarter, and held there for a while.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConcurrencyController"]
+import math
+from collections import deque
+
+__all__ = ["ConcurrencyController", "littles_law_width"]
 
 GAIN = 1.10
 LATENCY_LIMIT = 1.5
-CPU_BUSY = 0.8
+GIL_SATURATED = 0.85
+HOLD_CHECKS = 4
+
+
+def littles_law_width(seconds: float, cpu: float, *, cap: int, floor: int = 8) -> int:
+    """Items in flight at which waiting work of ``seconds`` wall and ``cpu`` CPU per item
+    keeps one GIL busy: ``seconds / cpu``, within ``[floor, cap]``."""
+    if cpu <= 0 or seconds <= 0:
+        return cap
+    return max(min(floor, cap), min(cap, math.ceil(seconds / cpu)))
 
 
 class ConcurrencyController:
-    def __init__(self, *, start: int, cap: int, interval: float = 0.005) -> None:
+    def __init__(self, *, start: int, cap: int, interval: float = 0.01) -> None:
         self.limit = max(1, min(start, cap))
         self.cap = cap
         self.interval = interval
-        self.growing = True
-        self._last: tuple[float, float] | None = None  # time, cpu seconds at the last tick
+        #: The items kept the GIL busy over the last ticks: growth waits.
+        self.saturated = False
+        self._cpu_samples: deque[tuple[float, float]] = deque()  # (time, work CPU)
+        self._ceiling: int | None = None  # growth stays at or under this while _hold > 0
+        self._hold = 0
+        self._hold_length = HOLD_CHECKS
         self._best_latency: float | None = None
-        self._busy_ticks = 0
-        # The last throughput check: when, completed items then, limit then, throughput.
+        # The last throughput check: when, completed items then, limit then, throughput then.
         self._check: tuple[float, int, int, float | None] | None = None
 
     def tick(
@@ -42,49 +61,64 @@ class ConcurrencyController:
         *,
         now: float,
         completed: int,
-        cpu_seconds: float,
+        work_cpu: float,
         latency: float | None,
         backlog: bool,
     ) -> int:
         """Take the counters at ``now``; return the new limit.
 
-        ``completed`` and ``cpu_seconds`` are running totals (items finished, process CPU
-        time); ``latency`` is the mean seconds per item finished since the last tick (None if
-        none); ``backlog`` says whether items are waiting for a slot.
+        ``completed`` and ``work_cpu`` are running totals (items finished, CPU seconds their
+        own threads spent on them); ``latency`` is the mean seconds per item finished since the
+        last tick (None if none finished); ``backlog`` says whether items wait for a slot.
         """
-        last, self._last = self._last, (now, cpu_seconds)
-        if last is None or now <= last[0]:
+        if self._check is None:
             self._check = (now, completed, self.limit, None)
-            return self.limit
-        busy = (cpu_seconds - last[1]) / (now - last[0]) >= CPU_BUSY
-        self._busy_ticks = self._busy_ticks + 1 if busy else 0
-        if self._busy_ticks >= 2:
-            self.growing = False
-        if latency is not None:
+        self._track_gil(now, work_cpu)
+        if latency is not None and latency > 0:
             if self._best_latency is None or latency < self._best_latency:
                 self._best_latency = latency
-            elif latency > LATENCY_LIMIT * self._best_latency:
-                self.limit = max(1, (self.limit * 3) // 4)
-                self.growing = False
+            elif latency > LATENCY_LIMIT * self._best_latency and not self.saturated:
+                self._cut(max(1, (self.limit * 3) // 4))
+                self._check = (now, completed, self.limit, None)
                 return self.limit
-        if self._best_latency is not None and self._throughput_check(now, completed):
-            return self.limit
-        if self.growing and backlog and self.limit < self.cap:
-            self.limit = min(self.cap, self.limit * 2)
+        self._maybe_check(now, completed)
+        if backlog and not self.saturated and self.limit < self.cap:
+            ceiling = self.cap if self._hold <= 0 else (self._ceiling or self.cap)
+            if self.limit < ceiling:
+                self.limit = min(ceiling, self.limit * 2)
         return self.limit
 
-    def _throughput_check(self, now: float, completed: int) -> bool:
-        """Compare throughput with the last check's; True when it reverted the limit."""
-        assert self._best_latency is not None
+    def _maybe_check(self, now: float, completed: int) -> None:
         assert self._check is not None
         since, done_then, limit_then, throughput_then = self._check
-        if now - since < max(2 * self._best_latency, 3 * self.interval):
-            return False
-        throughput = (completed - done_then) / (now - since)
+        span = max(2 * (self._best_latency or 0.0), 3 * self.interval)
+        if now - since < span or self._best_latency is None:
+            return
+        elapsed = now - since
+        throughput = (completed - done_then) / elapsed
+        self._hold -= 1
         self._check = (now, completed, self.limit, throughput)
         grew = self.limit > limit_then
         if throughput_then is not None and grew and throughput < GAIN * throughput_then:
-            self.growing = False
-            self.limit = limit_then
-            return True
-        return False
+            self._cut(limit_then)
+            self._check = (now, completed, self.limit, throughput)
+        elif self._hold <= 0 and self._ceiling is not None and not grew:
+            self._ceiling = None  # the hold is over: a persisting backlog may grow again
+
+    def _track_gil(self, now: float, work_cpu: float) -> None:
+        """``saturated``: the items' CPU per second over the last three ticks or more."""
+        samples = self._cpu_samples
+        samples.append((now, work_cpu))
+        span = 3 * self.interval
+        while len(samples) > 2 and now - samples[1][0] >= span:
+            samples.popleft()
+        then, cpu_then = samples[0]
+        if now - then >= span * 0.999:
+            self.saturated = (work_cpu - cpu_then) / (now - then) >= GIL_SATURATED
+
+    def _cut(self, limit: int) -> None:
+        """Go back to ``limit`` and stay there for a while; each failed try holds longer."""
+        self.limit = limit
+        self._ceiling = limit
+        self._hold = self._hold_length
+        self._hold_length = min(64, self._hold_length * 2)

@@ -1,20 +1,24 @@
-"""The auto decision: which backend runs a job, from what its first items were measured to do.
+"""The auto decision: where a job runs, from what its first items and this machine measured.
 
 ``decide`` is a pure function of an ``Evidence`` record, so every rule is tested on its own
-(``tests/core/test_decision.py``); ``backends/auto.py`` gathers the evidence while the first
-items run, and never runs an item twice to decide.
+(``tests/core/test_decision.py``); the planner (``_core/_auto.py``) gathers the evidence while
+the first items run, and never runs an item twice to decide. Nothing here is a figure measured
+on another machine: what starting worker processes, handing an item to a thread and shipping
+bytes cost comes from ``Evidence`` (``_core/_machine.py`` measures them here).
 
 The rules, in order:
 
 1. a coroutine function runs on asyncio;
-2. an item shorter than ``TINY_ITEM`` runs in the caller's thread: any hand-off costs more;
-3. mostly waiting (CPU below half of wall time) runs on threads, which overlap the waiting;
-4. CPU-bound on a free-threaded build with the GIL disabled runs on threads, one per CPU;
-5. CPU-bound work goes to processes when the estimated parallel time (start-up, the work
+2. mostly waiting (CPU below half of wall time) runs on threads, which overlap the waiting,
+   unless the item is so short that a hand-off to a thread costs more than it waits;
+3. CPU-bound on a free-threaded build with the GIL disabled, or C code that releases the GIL
+   (two threads were measured to run at once), runs on threads, one per CPU;
+4. other CPU-bound work goes to processes when the estimated parallel time (start-up, the work
    shared out, shipping items and results) beats the serial time by a clear margin, and runs
    in the caller's thread otherwise (one CPU, unpicklable data, or too little work). An item
    still running when measured gives only a lower bound; then processes are chosen when
-   there are more items than CPUs, since the bet risks a start-up and saves most of the run.
+   there are more items than CPUs (the planner hedges that bet: the caller's side keeps
+   running items until the processes are ready).
 """
 
 from __future__ import annotations
@@ -25,31 +29,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = ["Decision", "Evidence", "decide"]
+__all__ = ["ASYNC_TASKS", "IO_THREAD_CAP", "UNMEASURED_START", "Decision", "Evidence", "decide"]
 
-#: Below this many seconds per item, no hand-off to another thread or process pays.
-TINY_ITEM = 20e-6
 #: CPU time over wall time below which a function counts as mostly waiting.
 WAITING_RATIO = 0.5
-#: What starting the worker processes costs, in seconds (measured: 40-60 ms here).
-PROCESS_START = 0.06
-#: Bytes per second through pickle, a socket and unpickle, each way (measured: ~1 GB/s).
-TRANSFER_RATE = 1e9
-#: Seconds of fixed cost per item shipped to a process, beyond its bytes.
-PER_ITEM_SHIPPING = 2e-6
+#: An item shorter than this many thread hand-offs gains nothing from threads.
+HANDOFFS_PER_ITEM = 2
+#: Items a short item's times must be the mean of before they can send it to processes.
+FEW_SAMPLES = 100
 #: Processes must promise at most this fraction of the serial time to be chosen.
 MARGIN = 0.8
 #: Assumed items when the input has no length (a generator): enough to reward parallelism.
 UNKNOWN_LENGTH = 1000
 #: Thread concurrency cap for waiting work when ``workers`` is not given.
-IO_THREAD_CAP = 256
+IO_THREAD_CAP = 1024
 #: Concurrent coroutines when ``workers`` is not given.
 ASYNC_TASKS = 1024
+#: Seconds worker processes are taken to need before any has been measured on this machine
+#: (a fresh interpreter's usual start-up). Used only until the first measurement: the process
+#: backend measures every start, and ``Machine`` keeps the figure across processes.
+UNMEASURED_START = 0.05
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """What was measured of a job before deciding (times are per item, in seconds)."""
+    """What was measured of a job and this machine before deciding (per item, in seconds)."""
 
     coroutine: bool
     seconds_per_item: float
@@ -58,12 +62,29 @@ class Evidence:
     item_bytes: int | None
     result_bytes: int | None
     function_picklable: bool
-    #: Items in the input, when it has a length.
+    #: Items in the input (still to run, for a revision), when it has a length.
     items: int | None
     cpus: int
     gil_enabled: bool
     #: Whether the measurement came from a finished item (False: still running, a lower bound).
     complete: bool = True
+    #: Seconds a round trip to a worker thread costs beyond the item (measured by the probe).
+    handoff: float = 0.0
+    #: Seconds until worker processes are ready, measured here; None: not measured yet.
+    process_start: float | None = None
+    #: Bytes per second through pickle and a socket, each way.
+    transfer_rate: float = 1e9
+    #: Whether two threads ran this function at once (C code releasing the GIL); None: not
+    #: measured (then assumed not).
+    threads_scale: bool | None = None
+    #: How many items the times are the mean of: one item of a few microseconds, measured
+    #: alone and cold, says little about its cost in a loop.
+    samples: int = 1
+
+    @property
+    def start_cost(self) -> float:
+        """Seconds until worker processes are ready: measured, or ``UNMEASURED_START``."""
+        return UNMEASURED_START if self.process_start is None else self.process_start
 
     @property
     def cpu_ratio(self) -> float:
@@ -83,6 +104,11 @@ class Evidence:
                 "cpus": self.cpus,
                 "gil_enabled": self.gil_enabled,
                 "measured_a_finished_item": self.complete,
+                "thread_handoff_seconds": self.handoff,
+                "process_start_seconds": self.process_start,
+                "transfer_bytes_per_second": self.transfer_rate,
+                "threads_scale": self.threads_scale,
+                "samples": self.samples,
             }
         )
 
@@ -93,8 +119,9 @@ class Decision:
 
     ``workers`` is None when threads adapt their number to the work (waiting work under
     ``backend="auto"`` with no ``workers=``); ``chunksize`` is the size the engine aims at,
-    from the measured time per item. ``revised`` is True for the one revision a run may make
-    when the work changes character.
+    from the measured time per item. ``revised`` is True for a revision: the planner keeps
+    checking a decision against what the job does, and changes it when the work turns out
+    otherwise.
     """
 
     backend: str
@@ -155,15 +182,8 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
             "the function is a coroutine function (async def): coroutines wait together on "
             "one event loop",
         )
-    if wall < TINY_ITEM and evidence.complete:
-        return made(
-            "serial",
-            1,
-            0.01,
-            f"an item takes {_time(wall)}: handing it to another thread or process costs "
-            "more than running it here",
-        )
-    if evidence.cpu_ratio < WAITING_RATIO:
+    handoff = evidence.handoff
+    if evidence.cpu_ratio < WAITING_RATIO and wall >= HANDOFFS_PER_ITEM * handoff:
         waiting = 1 - evidence.cpu_ratio
         return made(
             "thread",
@@ -171,12 +191,27 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
             0.005,
             f"the function waits {waiting:.0%} of the time ({_time(cpu)} of CPU in "
             f"{_time(wall)}): threads overlap the waiting",
-            "thread count adapts to the throughput"
+            "the thread count starts where Little's law puts it and adapts to the throughput"
             if workers is None
             else f"workers={workers} as given",
         )
+    if evidence.cpu_ratio < WAITING_RATIO or wall < HANDOFFS_PER_ITEM * handoff:
+        short = (
+            f"an item takes {_time(wall)}, and handing it to a thread costs {_time(handoff)} here"
+        )
+    else:
+        short = ""
     busy = f"CPU-bound ({evidence.cpu_ratio:.0%} of the time on the CPU)"
-    if not evidence.gil_enabled:
+    if short and evidence.samples < FEW_SAMPLES:
+        return made(
+            "serial",
+            1,
+            0.01,
+            short,
+            "it runs here, in chunks; measured over many items, it moves to processes if "
+            "they would pay",
+        )
+    if not short and not evidence.gil_enabled:
         return made(
             "thread",
             workers or evidence.cpus,
@@ -184,54 +219,76 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
             busy,
             "free-threaded Python with the GIL disabled: threads run Python in parallel",
         )
+    if not short and evidence.threads_scale:
+        return made(
+            "thread",
+            workers or evidence.cpus,
+            0.005,
+            busy,
+            "two threads ran it at once (its C code releases the GIL): threads share memory "
+            "and need no pickling",
+        )
+    first = short or busy
     if evidence.cpus < 2 and workers is None:
-        return made("serial", 1, 0.01, busy, "one CPU: parallel workers cannot speed this up")
+        return made("serial", 1, 0.01, first, "one CPU: parallel workers cannot speed this up")
     if not evidence.function_picklable or evidence.item_bytes is None:
         what = "the function" if not evidence.function_picklable else "the items"
         return made(
             "serial",
             1,
             0.01,
-            busy,
+            first,
             f"{what} cannot be pickled, so processes cannot run it, and threads do not "
             "speed up CPU-bound Python",
         )
-    count = workers or evidence.cpus
+    # One process fewer than CPUs: the caller's side runs items on a thread as well, from
+    # the start (no item waits for a worker to start) to the end.
+    count = workers or max(1, evidence.cpus - 1)
+    side = 0 if workers else 1
     items = evidence.items if evidence.items is not None else UNKNOWN_LENGTH
     if items > 0:
         count = min(count, items)
+    runners = count + side
     if not evidence.complete and items > evidence.cpus:
         # The probe item is still on the CPU: its time so far is only a lower bound. Betting
-        # on processes risks their start-up; betting on one thread risks most of the run.
+        # on processes risks little: the caller's side goes on running items meanwhile.
         return made(
             "process",
             count,
             0.05,
             busy,
             f"an item has used {_time(cpu)} of CPU and is still running: with {items} items, "
-            f"{count} processes pay",
+            f"{_runners(count, side)} pay",
         )
-    shipping = (evidence.item_bytes + (evidence.result_bytes or 0)) / TRANSFER_RATE
-    shipping += PER_ITEM_SHIPPING
+    shipping = (evidence.item_bytes + (evidence.result_bytes or 0)) / evidence.transfer_rate
     serial_time = cpu * items
-    parallel_time = PROCESS_START + items * (cpu / max(count, 1) + shipping)
-    if count > 1 and parallel_time < MARGIN * serial_time:
+    # The caller's side runs items until the workers are ready: a start-up delays the gain
+    # (the workers run less of the job), it does not stall it.
+    start = evidence.start_cost
+    parallel_time = start + items * (cpu + shipping * count) / runners
+    if count >= 1 and runners > 1 and parallel_time < MARGIN * serial_time:
         return made(
             "process",
             count,
             0.05,
-            busy,
-            f"{count} processes: about {_time(parallel_time)} for {items} items against "
+            first,
+            f"{_runners(count, side)}: about {_time(parallel_time)} for {items} items against "
             f"{_time(serial_time)} in one thread",
         )
+    measured = "measured" if evidence.process_start is not None else "not measured yet"
     return made(
         "serial",
         1,
         0.01,
-        busy,
-        f"processes would take about {_time(parallel_time)} (start-up {_time(PROCESS_START)}, "
-        f"shipping {_time(shipping)} an item) against {_time(serial_time)} here",
+        first,
+        f"processes would take about {_time(parallel_time)} (start-up {_time(start)}, "
+        f"{measured}; shipping {_time(shipping)} an item) against {_time(serial_time)} here",
     )
+
+
+def _runners(count: int, side: int) -> str:
+    noun = "process" if count == 1 else "processes"
+    return f"{count} {noun} and a thread of the caller's" if side else f"{count} {noun}"
 
 
 def _time(seconds: float) -> str:

@@ -48,8 +48,10 @@ from typing import Any
 
 from .._errors import RemoteError, RemoteTraceback, TaskTimeout, add_note, short_repr
 from ._chunking import Chunker
+from ._decision import Decision
 from ._events import Listener
 from ._failure import Failure, Retry
+from ._plan import Placement, Plan, as_plan
 from ._protocol import Backend
 from ._store import Store
 from ._task import Chunk, ChunkOutcome, ItemError, Job
@@ -59,6 +61,7 @@ __all__ = [
     "FLUSH_AFTER",
     "Policy",
     "Run",
+    "decide_only",
     "default_memory_floor",
     "execute",
     "item_exception",
@@ -102,7 +105,7 @@ DEFAULT_POLICY = Policy()
 
 
 def execute(
-    backend: Backend,
+    backend: Backend | Plan,
     job: Job,
     items: Iterable[Any],
     *,
@@ -113,7 +116,8 @@ def execute(
     store: Store | None = None,
     indexed: bool = False,
 ) -> Iterator[list[Any]]:
-    """Run ``job`` over ``items`` on ``backend``; yield the results a chunk's list at a time.
+    """Run ``job`` over ``items`` on ``backend`` (or as a plan places them, ``backend="auto"``);
+    yield the results a chunk's list at a time.
 
     The driver for synchronous callers: it waits on a thread-safe queue for the next outcome,
     no longer than until the next timer. The async driver (``_engine_async``) runs the same
@@ -149,6 +153,50 @@ def execute(
                 yield from run.fire()
                 continue
             yield from run.accept(chunk, outcome)
+    finally:
+        run.close()
+
+
+def decide_only(
+    plan: Plan,
+    job: Job,
+    items: Iterable[Any],
+    *,
+    chunksize: int | None,
+    policy: Policy = DEFAULT_POLICY,
+) -> Decision | None:
+    """Run ``job`` under ``plan`` only until the plan's first decision (``explain``).
+
+    The items run meanwhile are consumed and their results dropped; an item that fails
+    raises its exception, as ``map`` would. None: the input was empty.
+    """
+    inbox: queue.SimpleQueue[tuple[Chunk, ChunkOutcome]] = queue.SimpleQueue()
+    run = Run(
+        plan,
+        job,
+        items,
+        report=lambda c, o: inbox.put((c, o)),
+        ordered=True,
+        chunksize=chunksize,
+        policy=policy,
+    )
+    try:
+        while not plan.decisions:
+            if run.fill():
+                for _ in run.due():
+                    pass
+                continue
+            if run.finished:
+                return None
+            try:
+                chunk, outcome = inbox.get(timeout=run.next_timer())
+            except queue.Empty:
+                for _ in run.fire():
+                    pass
+                continue
+            for _ in run.accept(chunk, outcome):
+                pass
+        return plan.decisions[0]
     finally:
         run.close()
 
@@ -204,7 +252,7 @@ class Run:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Backend | Plan,
         job: Job,
         items: Iterable[Any],
         *,
@@ -219,7 +267,7 @@ class Run:
         rng: random.Random | None = None,
         available_memory: Callable[[], int] | None = None,
     ) -> None:
-        self._backend = backend
+        self._plan = as_plan(backend)
         self._job = job
         self._report = report
         self._ordered = ordered
@@ -231,12 +279,11 @@ class Run:
         self._iterator = iter(items)
         # Per-item deadlines need one item per chunk: a chunk's start is then its item's.
         fixed = 1 if policy.timeout is not None else chunksize
-        self._chunker = Chunker(
-            workers=backend.workers, target=backend.capabilities.chunk_target, fixed=fixed
-        )
+        self._chunker = Chunker(workers=1, target=0.01, fixed=fixed)  # retargeted per chunk
         self._slots: dict[int, _Slot] = {}  # started, not yet delivered
         self._held_items = 0  # items in those slots
-        self._tasks: dict[Chunk, tuple[_Slot, int]] = {}  # submitted: (slot, first offset)
+        #: Submitted: (slot, first offset, where it went).
+        self._tasks: dict[Chunk, tuple[_Slot, int, Placement]] = {}
         self._attempts: dict[int, int] = {}  # index -> tries that failed
         self._timers: list[tuple[float, int, str, Any]] = []
         self._timer_ids = itertools.count()
@@ -273,23 +320,20 @@ class Run:
 
         True when the store settled items, so that results may be due at once (``due``).
         """
-        backend = self._backend
-        # Read each time: a composite backend (auto) may change what it runs on mid-job.
-        capabilities = backend.capabilities
-        workers = backend.workers
-        self._chunker.retarget(workers=workers, target=capabilities.chunk_target)
-        # In the caller's thread a second outstanding chunk would only run early; elsewhere
-        # three chunks per worker keep every worker fed while one result waits its turn.
-        window = 1 if capabilities.synchronous else max(4, 3 * workers)
+        plan = self._plan
         settled = False
         while (
             not self._exhausted
             and not self._failed
-            and len(self._slots) < window
+            and len(self._slots) < plan.window()
             and self._held_items < MAX_HELD_ITEMS
         ):
             if self._slots and self._short_of_memory():
                 break  # one slot always runs: a job slows down, it never stalls
+            placement = plan.place()
+            if placement is None:
+                break  # the plan holds the input: nothing more may be in flight now
+            self._chunker.retarget(workers=placement.workers, target=placement.target)
             remaining = None if self._total is None else self._total - self._next_index
             size = max(self._chunker.next_size(remaining), self._recall_batch)
             batch = list(itertools.islice(self._iterator, size))
@@ -302,19 +346,20 @@ class Run:
             self._held_items += len(batch)
             self._slots[slot.seq] = slot
             if self._store is None:
-                self._submit(slot, 0, batch)
+                self._submit(slot, 0, batch, placement)
             else:
-                settled |= self._recall(self._store, slot)
+                settled |= self._recall(self._store, slot, placement)
+        self._tell_decisions()
         return settled
 
-    def _recall(self, store: Store, slot: _Slot) -> bool:
+    def _recall(self, store: Store, slot: _Slot, placement: Placement) -> bool:
         """Settle the slot's items the store holds; submit the others. True if any settled."""
         recalled = store.recall(slot.start, slot.items)
         size = len(slot.items)
         # A resumed run skips what it finished: pull more at once while all of it is known.
         self._recall_batch = min(2 * size, MAX_RECALL_BATCH) if len(recalled) == size else 0
         if not recalled:
-            self._submit(slot, 0, slot.items)
+            self._submit(slot, 0, slot.items, placement)
             return False
         done = failed = 0
         pending = 0  # the first offset of the run of items to submit
@@ -354,7 +399,14 @@ class Run:
             self._submit(slot, start, slot.items[start : start + size])
             start += size
 
-    def _submit(self, slot: _Slot, offset: int, items: list[Any]) -> None:
+    def _submit(
+        self, slot: _Slot, offset: int, items: list[Any], placement: Placement | None = None
+    ) -> None:
+        """Submit ``items`` of ``slot`` where ``placement`` says (None: where the plan puts a
+        chunk that must go now, such as a retry)."""
+        if placement is None:
+            placement = self._plan.place(force=True)
+            assert placement is not None, "a plan always places a forced chunk"
         chunk = Chunk(
             self._job,
             slot.seq,
@@ -363,10 +415,11 @@ class Run:
             self._report,
             expected=self._chunker.expected_seconds(len(items)),
         )
-        self._tasks[chunk] = (slot, offset)
+        self._tasks[chunk] = (slot, offset, placement)
         if self._policy.timeout is not None:
             self._arm(self._clock() + self._policy.timeout, "deadline", chunk)
-        self._backend.submit(chunk)
+        self._plan.sent(chunk, placement)
+        placement.backend.submit(chunk)
 
     def _short_of_memory(self) -> bool:
         """True while available memory is under the floor (checked at most every 0.1 s)."""
@@ -400,7 +453,8 @@ class Run:
         task = self._tasks.pop(chunk, None)
         if task is None:
             return  # late: the chunk already timed out, or the run is closing
-        slot, base = task
+        slot, base, placement = task
+        self._plan.finished(chunk, placement, outcome)
         self._tell_decisions()
         self._chunker.observe(outcome.ran, outcome.busy)
         if outcome.nbytes:
@@ -495,7 +549,9 @@ class Run:
             listener.advanced(done=done, failed=failed, busy=busy, worker=worker)
 
     def _tell_decisions(self) -> None:
-        decisions = getattr(self._backend, "decisions", ())  # a router's (auto) choices
+        decisions = self._plan.decisions
+        if len(decisions) == self._decisions_told:
+            return
         for decision in decisions[self._decisions_told :]:
             for listener in self._listeners:
                 listener.decided(decision)
@@ -506,6 +562,9 @@ class Run:
     def next_timer(self) -> float | None:
         """Seconds until the next timer is due (0 if overdue), None without timers."""
         due = self._timers[0][0] if self._timers else None
+        wake = self._plan.wake_at()
+        if wake is not None:
+            due = wake if due is None else min(due, wake)
         if self._unflushed_since is not None:
             flush_at = self._unflushed_since + FLUSH_AFTER
             due = flush_at if due is None else min(due, flush_at)
@@ -516,6 +575,10 @@ class Run:
         now = self._clock()
         if self._unflushed_since is not None and self._unflushed_since + FLUSH_AFTER <= now:
             self._flush()
+        wake = self._plan.wake_at()
+        if wake is not None and wake <= now:
+            self._plan.tick(now)
+            self._tell_decisions()
         while self._timers and self._timers[0][0] <= now:
             _, _, kind, payload = heapq.heappop(self._timers)
             if kind == "retry":
@@ -541,8 +604,9 @@ class Run:
             self._arm((started if started is not None else now) + timeout, "deadline", chunk)
             return
         del self._tasks[chunk]
-        self._backend.stop(chunk)
-        slot, offset = task
+        slot, offset, placement = task
+        placement.backend.stop(chunk)
+        self._plan.finished(chunk, placement, None)
         index = slot.start + offset
         error = TaskTimeout(
             f"item {index} ({short_repr(chunk.items[0])}) ran longer than timeout={timeout:g} s "

@@ -10,6 +10,7 @@ from typing import Any
 
 from ._engine import DEFAULT_POLICY, Policy, Run
 from ._events import Listener
+from ._plan import Plan
 from ._protocol import Backend
 from ._store import Store
 from ._task import Chunk, ChunkOutcome, Job
@@ -18,7 +19,7 @@ __all__ = ["execute_async"]
 
 
 async def execute_async(
-    backend: Backend,
+    backend: Backend | Plan,
     job: Job,
     items: Iterable[Any],
     *,

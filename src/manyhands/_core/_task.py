@@ -9,6 +9,7 @@ worker process) and reports a ``ChunkOutcome`` back through ``Chunk.complete``.
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 
 # Plain slotted classes rather than dataclasses, and typing only for type checkers: every
@@ -165,6 +166,8 @@ class Chunk:
         "seq",
         "start",
         "started_at",
+        "thread",
+        "thread_cpu",
     )
 
     def __init__(
@@ -191,6 +194,10 @@ class Chunk:
         self.cancelled = False
         #: ``time.monotonic()`` when a backend claimed it to run (None: not yet).
         self.started_at: float | None = None
+        #: The thread that claimed it, and that thread's CPU clock then: a planner reads a
+        #: running chunk's CPU use from them (meaningful where the claiming thread runs it).
+        self.thread: int | None = None
+        self.thread_cpu = 0.0
 
     def cancel(self) -> None:
         """Mark the chunk as not wanted any more; a backend that drops it calls this."""
@@ -205,32 +212,13 @@ class Chunk:
         if self.on_claim is not None and not self.on_claim():
             return False
         self.started_at = time.monotonic()
+        self.thread = threading.get_ident()
+        self.thread_cpu = time.thread_time()
         return True
 
     def complete(self, outcome: ChunkOutcome) -> None:
         """Hand the outcome to whoever waits for this chunk (the engine or a Future)."""
         self._report(self, outcome)
-
-    def nudge(self) -> None:
-        """Wake whoever waits for this chunk's outcome, without one, so that it looks again.
-
-        The engine ignores an outcome for a chunk it did not submit, and then refills: a
-        router calls this when its decision lets the engine submit more than before.
-        """
-        self._report(Chunk(self.job, -1, self.start, [], self._report), _NOTHING)
-
-    def observe(self, callback: Callable[[Chunk, ChunkOutcome], None]) -> None:
-        """Call ``callback`` with the outcome just before it is handed on (a router's hook)."""
-        report = self._report
-
-        def observed(chunk: Chunk, outcome: ChunkOutcome) -> None:
-            callback(chunk, outcome)
-            report(chunk, outcome)
-
-        self._report = observed
-
-
-_NOTHING = ChunkOutcome([], [], 0.0, 0.0, "")
 
 
 def run_chunk(

@@ -12,11 +12,10 @@ if TYPE_CHECKING:
 
     from .._core._protocol import Backend
 
-__all__ = ["BACKEND_NAMES", "bind", "create", "shutdown_elsewhere"]
+__all__ = ["BACKEND_NAMES", "create", "shutdown_elsewhere"]
 
-#: name -> (module, class). "auto" is a router over the others: it measures and chooses.
+#: name -> (module, class). Each implements the protocol of ``_core/_protocol.py``, nothing more.
 _REGISTRY: dict[str, tuple[str, str]] = {
-    "auto": ("manyhands.backends.auto", "AutoBackend"),
     "serial": ("manyhands.backends.serial", "SerialBackend"),
     "thread": ("manyhands.backends.thread", "ThreadBackend"),
     "process": ("manyhands.backends.process", "ProcessBackend"),
@@ -24,13 +23,8 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "dask": ("manyhands.backends.daskdist", "DaskBackend"),
 }
 
-BACKEND_NAMES: tuple[str, ...] = tuple(_REGISTRY)
-
-
-def bind(backend: Backend, job: Any, total: int | None) -> Backend:
-    """The backend ``job`` runs on: ``backend`` itself, or its router for that job (auto)."""
-    binder = getattr(backend, "bind", None)
-    return backend if binder is None else binder(job, total)
+#: "auto" is not a backend: it is the engine's planner (``_core/_auto.py``) over the others.
+BACKEND_NAMES: tuple[str, ...] = ("auto", *_REGISTRY)
 
 
 def create(
@@ -44,8 +38,8 @@ def create(
 ) -> Backend:
     """Start the backend called ``name``; ``eager`` starts every worker now, else on demand.
 
-    ``workers`` may be None only for ``"auto"``, which then chooses per job, and ``"dask"``,
-    which then takes the cluster's size. ``where``: ``address=`` or ``client=`` for ``"dask"``.
+    ``workers`` may be None only for ``"dask"``, which then takes the cluster's size.
+    ``where``: ``address=`` or ``client=`` for ``"dask"``.
     """
     module_name, class_name = _REGISTRY[name]
     cls = getattr(importlib.import_module(module_name), class_name)

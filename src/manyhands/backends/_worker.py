@@ -188,6 +188,7 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
         if failure is not None:
             send(sock, dumps(("init_failed", failure)))
             _exit(EXIT_INITIALIZER_FAILED)
+    send(sock, dumps(("ready",)))  # the parent measures how long a worker takes to start
     functions: dict[int, Callable[..., Any]] = {}
     while True:
         message = inbox.get()

@@ -45,10 +45,12 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
+from .._core._machine import machine
 from .._core._protocol import Capabilities
 from .._core._task import Chunk, ChunkOutcome, ItemError, Job
 from .._errors import (
@@ -70,12 +72,16 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspat
 
 
 class _Worker:
-    __slots__ = ("functions", "name", "outstanding", "proc", "sock")
+    __slots__ = ("functions", "name", "outstanding", "proc", "sock", "spawned")
 
-    def __init__(self, proc: subprocess.Popen[bytes], sock: socket.socket, name: str) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[bytes], sock: socket.socket, name: str, spawned: float
+    ) -> None:
         self.proc = proc
         self.sock = sock
         self.name = name
+        #: ``time.perf_counter()`` when it was spawned: its start-up is measured for the planner.
+        self.spawned = spawned
         #: ticket -> (chunk, pickled function, pickled size of its items), in the order they
         #: were sent: the first is running, any other waits behind it in the worker.
         self.outstanding: dict[int, tuple[Chunk, bytes, int]] = {}
@@ -127,11 +133,6 @@ class ProcessBackend:
     @property
     def workers(self) -> int:
         return self._max_workers
-
-    def worker_pids(self) -> list[int]:
-        """The pids of the live worker processes (for supervision and tests)."""
-        with self._lock:
-            return [worker.proc.pid for worker in self._workers.values()]
 
     # -- engine side -------------------------------------------------------------------
 
@@ -212,6 +213,7 @@ class ProcessBackend:
             send(worker.sock, body)
 
     def _spawn_locked(self) -> _Worker:
+        spawned = time.perf_counter()
         name = f"process-{next(self._spawned)}"
         ours, theirs = socket.socketpair()
         header: dict[str, Any] = {"sys_path": list(sys.path), "name": name}
@@ -240,7 +242,7 @@ class ProcessBackend:
             proc.stdin.write(pickle.dumps(header))
         with contextlib.suppress(OSError):
             proc.stdin.close()
-        worker = _Worker(proc, ours, name)
+        worker = _Worker(proc, ours, name, spawned)
         with contextlib.suppress(OSError):
             send(ours, pickle.dumps(("init", self._init_payload)))
         self._workers[ours] = worker
@@ -275,6 +277,9 @@ class ProcessBackend:
             message = pickle.loads(receive(sock))
             if message[0] == "init_failed":
                 self._initializer_failed(worker, message[1])
+                return
+            if message[0] == "ready":
+                machine().observe_process_start(time.perf_counter() - worker.spawned)
                 return
             ticket = message[1]
             meta = receive(sock)

@@ -1,0 +1,529 @@
+"""backend="auto": the planner stage of the engine, which measures, decides, checks and adapts.
+
+    engine (caller's thread)                     the planner's phases
+    ------------------------                     --------------------
+    fill ──place()──> Placement(backend, size)   probe: the first item, alone, on a thread;
+      │   (None: hold the input)                   watched on its thread's CPU clock
+      │                                          scale: CPU-heavy? two threads at once say
+    accept ──finished(chunk, outcome)──>           whether the GIL is held (C code frees it)
+      │                                          decided: serial | thread | process | asyncio,
+    timers ──wake_at() / tick(now)──>              each chunk placed under that phase's limits
+                                                 review: the work measured since the decision
+                                                   is checked against it; a wrong one is
+                                                   revised (at most MAX_REVISIONS times)
+
+The planner only chooses where each chunk goes and how many are in flight; the engine does the
+rest (ordering, failures, the journal), so a switch never runs an item twice: chunks already
+running finish where they are, and the next ones go to the new place.
+
+* **Probe.** Decided when the first item finishes (wall and CPU time, and the thread hand-off
+  it cost, which ``Machine`` keeps), or earlier from its thread's CPU clock: after
+  ``PROBE_WINDOW`` of mostly waiting it is waiting work; CPU-heavy is believed only after
+  ``CPU_EVIDENCE`` seconds of CPU, since a cold first call (lazy imports, a first connection)
+  burns a few milliseconds of CPU before it starts waiting.
+* **Hedge.** Processes are chosen with one process fewer than CPUs, and the caller's side keeps
+  running items on one thread: while the workers start it is the only runner, after that it is
+  one of them, so nothing waits on a start-up and a bet that did not pay costs nothing but the
+  spawn.
+* **Waiting work** runs on threads under ``ConcurrencyController``, started at the width
+  Little's law gives from the measured wait and CPU per item and adjusted from throughput.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ._concurrency import ConcurrencyController, littles_law_width
+from ._decision import (
+    ASYNC_TASKS,
+    FEW_SAMPLES,
+    HANDOFFS_PER_ITEM,
+    IO_THREAD_CAP,
+    UNMEASURED_START,
+    WAITING_RATIO,
+    Decision,
+    Evidence,
+    decide,
+)
+from ._machine import Machine, machine
+from ._plan import Placement
+from ._protocol import Backend
+from ._task import Chunk, ChunkOutcome, Job
+
+__all__ = ["AutoPlan", "Opener", "pickled_size"]
+
+#: Opens (or reuses) the backend of a kind with that many workers.
+Opener = Callable[[str, int], Backend]
+
+log = logging.getLogger("manyhands")
+
+#: Seconds a running probe is watched before it may be called waiting work.
+PROBE_WINDOW = 0.01
+#: CPU seconds a running probe must have used before it is believed CPU-bound.
+CPU_EVIDENCE = 0.03
+#: Seconds of two threads running at once that tell whether they run in parallel.
+SCALE_SPAN = 0.02
+#: Two threads that use this much more CPU per second than one run in parallel.
+SCALING = 1.4
+#: Seconds of work after a decision before it is first reviewed, and between reviews.
+REVIEW_AFTER = 0.25
+#: Decisions a job may revise at most (a job that keeps changing gets no more).
+MAX_REVISIONS = 3
+#: On processes, an item whose CPU is under this share of its wall time is waiting work.
+#: Low: a CPU-bound item on a machine busy with other work also gets only part of a core.
+PROCESS_WAITING = 0.1
+#: Items in flight that waiting work starts with at most (Little's law may say fewer).
+THREAD_START = 64
+#: Seconds between the concurrency controller's ticks.
+TICK = 0.005
+#: Share of a core kept busy by the items' own threads at which the GIL is their limit.
+GIL_SATURATED = 0.85
+
+_TARGET = {"serial": 0.01, "thread": 0.005, "process": 0.05, "asyncio": 0.005}
+
+
+class AutoPlan:
+    """The plan of one ``backend="auto"`` job; called only from the engine's thread."""
+
+    def __init__(
+        self,
+        job: Job,
+        total: int | None,
+        open_backend: Opener,
+        *,
+        workers: int | None,
+        machine_: Machine | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        process_time: Callable[[], float] = time.process_time,
+    ) -> None:
+        self.decisions: list[Decision] = []
+        self._job = job
+        self._total = total
+        self._open = open_backend
+        self._workers = workers
+        self._machine = machine_ or machine()
+        self._clock = clock
+        self._process_time = process_time
+        self._phase = "probe"
+        self._in_flight: dict[str, int] = {}
+        self._placements: dict[str, Placement] = {}
+        self._wake: float | None = None
+        self._blocked = False
+        self._revisions = 0
+        self._probe: Chunk | None = None
+        self._probe_sent = 0.0
+        self._probe_cpu = 0.0
+        self._probe_item: Any = None
+        self._probe_rate = 1.0  # CPU per second of wall of the probe, running alone
+        self._scale_start: tuple[float, float] | None = None  # (time, process CPU)
+        self._scale_deadline = 0.0
+        self._scale_evidence = (0.0, 0.0, False)
+        self._picklable: bool | None = None
+        self._item_bytes: int | None = None
+        # Since the decision in force: items done, their wall and CPU seconds, where.
+        self._since = 0.0
+        self._since_cpu = 0.0
+        self._done = 0
+        self._busy = 0.0
+        self._cpu = 0.0
+        self._best_wall: float | None = None  # the fastest item seen on threads (per item)
+        self._started = 0  # items started since the job began (for what remains)
+        self._next_review = 0.0
+        self._controller: ConcurrencyController | None = None
+        self._tick_done = 0
+        self._tick_busy = 0.0
+        self._tick_items = 0
+        self._process_workers = 0
+        self._side_thread = False
+        self._ready_workers: set[str] = set()
+        if inspect.iscoroutinefunction(job.fn):
+            self._adopt(decide(self._evidence(0.0, 0.0, coroutine=True), workers=workers))
+
+    # -- the Plan protocol ---------------------------------------------------------------
+
+    def window(self) -> int:
+        phase = self._phase
+        if phase == "serial":
+            return 1
+        if phase == "thread":
+            return max(4, 3 * self._thread_limit())
+        if phase == "process":
+            return max(4, 3 * (self._process_limit() + 1))
+        if phase == "asyncio":
+            return max(4, 3 * self._backend_workers("asyncio"))
+        return 4  # probing and the scaling test hold everything else
+
+    def place(self, *, force: bool = False) -> Placement | None:
+        phase = self._phase
+        placement: Placement | None = None
+        if phase == "probe":
+            if self._probe is None or force:
+                placement = self._placement("thread")
+        elif phase == "scale":
+            if force or self._in_flight.get("thread", 0) < 2:
+                placement = self._placement("thread")
+        elif phase == "thread":
+            if force or self._in_flight.get("thread", 0) < self._thread_limit():
+                placement = self._placement("thread")
+        elif phase == "process":
+            if force or self._in_flight.get("process", 0) < self._process_limit():
+                placement = self._placement("process")
+            elif self._side_running() and self._in_flight.get("thread", 0) < 1:
+                placement = self._placement("thread")
+        else:
+            placement = self._placement(phase)
+        self._blocked = placement is None
+        if self._blocked and self._controller is not None and self._wake is None:
+            self._wake = self._clock() + self._controller.interval
+        return placement
+
+    def sent(self, chunk: Chunk, placement: Placement) -> None:
+        kind = placement.kind
+        self._in_flight[kind] = self._in_flight.get(kind, 0) + 1
+        self._started += len(chunk.items)
+        if self._phase == "probe" and self._probe is None:
+            self._probe = chunk
+            self._probe_item = chunk.items[0] if chunk.items else None
+            self._probe_sent = self._clock()
+            self._probe_cpu = self._process_time()
+            self._wake = self._probe_sent + PROBE_WINDOW
+
+    def finished(self, chunk: Chunk, placement: Placement, outcome: ChunkOutcome | None) -> None:
+        kind = placement.kind
+        self._in_flight[kind] = max(0, self._in_flight.get(kind, 0) - 1)
+        if outcome is None or outcome.ran == 0:
+            return
+        now = self._clock()
+        ran = outcome.ran
+        if chunk is self._probe:
+            self._probe_rate = outcome.cpu / outcome.busy if outcome.busy > 0 else 1.0
+            if self._phase == "probe":
+                # Alone on its thread, the probe's round trip is what a hand-off costs here
+                # (once other work runs, the engine may see it late: not a hand-off's cost).
+                self._machine.observe_handoff(max(0.0, now - self._probe_sent - outcome.busy))
+                self._decide_from(outcome.busy / ran, outcome.cpu / ran, complete=True)
+                return
+        self._done += ran
+        self._busy += outcome.busy
+        self._cpu += outcome.cpu
+        if kind == "thread":
+            per_item = outcome.busy / ran
+            if self._best_wall is None or per_item < self._best_wall:
+                self._best_wall = per_item
+            self._tick_items += ran
+            self._tick_busy += outcome.busy
+        if kind == "process" and outcome.worker:
+            self._ready_workers.add(outcome.worker)
+        if now >= self._next_review:
+            self._review(now)
+
+    def wake_at(self) -> float | None:
+        return self._wake
+
+    def tick(self, now: float) -> None:
+        self._wake = None
+        phase = self._phase
+        if phase == "probe":
+            self._watch_probe(now)
+        elif phase == "scale":
+            self._watch_scaling(now)
+        elif self._controller is not None and self._phase == "thread":
+            self._tick_controller(now)
+            if now >= self._next_review:
+                self._review(now)
+
+    # -- probing -------------------------------------------------------------------------
+
+    def _watch_probe(self, now: float) -> None:
+        probe = self._probe
+        started = None if probe is None else probe.started_at
+        if probe is None or started is None:
+            self._wake = now + PROBE_WINDOW  # not started yet
+            return
+        wall = max(now - started, 1e-9)
+        cpu_now = _thread_cpu(probe.thread)
+        if cpu_now is not None:
+            cpu = max(0.0, cpu_now - probe.thread_cpu)
+        else:  # no per-thread clock here: the process's, an upper bound
+            cpu = min(wall, max(0.0, self._process_time() - self._probe_cpu))
+        if (wall >= PROBE_WINDOW and cpu / wall < WAITING_RATIO) or cpu >= CPU_EVIDENCE:
+            self._probe_rate = cpu / wall
+            self._decide_from(wall, cpu, complete=False)
+        else:
+            self._wake = now + PROBE_WINDOW
+
+    def _decide_from(self, wall: float, cpu: float, *, complete: bool) -> None:
+        """The probe's evidence is in: decide, or first test whether threads scale."""
+        evidence = self._evidence(wall, cpu, complete=complete)
+        cpu_heavy = evidence.cpu_ratio >= WAITING_RATIO
+        long_enough = wall >= HANDOFFS_PER_ITEM * evidence.handoff
+        if (
+            cpu_heavy
+            and long_enough
+            and evidence.gil_enabled
+            and evidence.cpus >= 2
+            and self._remaining() >= 2
+        ):
+            self._phase = "scale"
+            self._scale_start = None
+            self._scale_deadline = self._clock() + 3 * SCALE_SPAN + wall
+            self._wake = self._clock() + SCALE_SPAN / 2
+            self._scale_evidence = (wall, cpu, complete)
+            return
+        self._adopt(self._decision(evidence))
+
+    def _watch_scaling(self, now: float) -> None:
+        """Two threads busy for SCALE_SPAN: their process CPU rate against one thread's."""
+        running = self._in_flight.get("thread", 0)
+        if self._scale_start is None:
+            if running >= 2:
+                self._scale_start = (now, self._process_time())
+            elif now >= self._scale_deadline:
+                self._end_scaling(None)
+                return
+            self._wake = now + SCALE_SPAN / 2
+            return
+        since, cpu_then = self._scale_start
+        if now - since < SCALE_SPAN:
+            self._wake = since + SCALE_SPAN
+            return
+        rate = (self._process_time() - cpu_then) / (now - since)
+        self._end_scaling(rate >= SCALING * max(self._probe_rate, 0.5) if running >= 2 else None)
+
+    def _end_scaling(self, scale: bool | None) -> None:
+        wall, cpu, complete = self._scale_evidence
+        samples = max(1, self._done)
+        if self._done:  # items that finished during the test say more than the probe alone
+            wall, cpu, complete = self._busy / self._done, self._cpu / self._done, True
+            if not scale:
+                # Two threads sharing one GIL stretch each other's wall time up to twice.
+                wall = max(cpu, wall / 2)
+        evidence = self._evidence(wall, cpu, complete=complete, scale=scale, samples=samples)
+        self._adopt(self._decision(evidence))
+
+    # -- deciding ------------------------------------------------------------------------
+
+    def _evidence(
+        self,
+        wall: float,
+        cpu: float,
+        *,
+        complete: bool = True,
+        coroutine: bool = False,
+        scale: bool | None = None,
+        items: int | None = None,
+        samples: int = 1,
+    ) -> Evidence:
+        m = self._machine
+        cpu = min(cpu, wall) if wall > 0 else cpu
+        heavy = wall > 0 and cpu / wall >= WAITING_RATIO
+        if items is None:  # the input's length for a first decision; what is left for a revision
+            items = self._remaining() if self.decisions or self._total is None else self._total
+        remaining = items
+        start = m.process_start
+        # Pickling is measured only where processes are a candidate (it imports cloudpickle
+        # and copies the function's closure): CPU-bound, more work left than starting them.
+        short = wall < HANDOFFS_PER_ITEM * (m.handoff or 0.0)
+        candidate = (
+            (samples >= FEW_SAMPLES if short else heavy)
+            and m.cpus >= 2
+            and m.gil_enabled
+            and not coroutine
+            and scale is not True
+            and cpu * remaining > (UNMEASURED_START if start is None else start)
+        )
+        picklable: bool = True
+        item_bytes: int | None = 0
+        if candidate:
+            picklable, item_bytes = self._pickling()
+        return Evidence(
+            coroutine=coroutine,
+            seconds_per_item=wall,
+            cpu_per_item=cpu,
+            item_bytes=item_bytes,
+            result_bytes=0,
+            function_picklable=picklable,
+            items=remaining,
+            cpus=m.cpus,
+            gil_enabled=m.gil_enabled,
+            complete=complete,
+            handoff=m.handoff or 0.0,
+            process_start=start,
+            transfer_rate=m.transfer_rate if candidate else 1e9,
+            threads_scale=scale,
+            samples=samples,
+        )
+
+    def _pickling(self) -> tuple[bool, int | None]:
+        if self._picklable is None:
+            self._picklable = pickled_size(self._job.fn) is not None
+            self._item_bytes = pickled_size(self._probe_item)
+        return self._picklable, self._item_bytes
+
+    def _decision(self, evidence: Evidence, *, revised: bool = False) -> Decision:
+        return decide(
+            evidence,
+            workers=self._workers,
+            revised=revised,
+            stoppable=self._job.timeout is not None,
+        )
+
+    def _remaining(self) -> int:
+        total = self._total
+        if total is None:
+            return 1000  # a generator: assume enough to reward parallelism (decide's rule)
+        return max(0, total - self._started)
+
+    def _adopt(self, decision: Decision) -> None:
+        self.decisions.append(decision)
+        log.debug("manyhands auto decision: %s", decision)
+        now = self._clock()
+        self._phase = decision.backend
+        self._since = now
+        self._since_cpu = self._process_time()
+        self._next_review = now + REVIEW_AFTER
+        self._done = 0
+        self._busy = self._cpu = 0.0
+        self._controller = None
+        self._wake = None
+        if decision.backend == "thread" and decision.workers is None:
+            evidence = decision.evidence
+            wall = float(evidence.get("seconds_per_item") or 0.0)
+            cpu = float(evidence.get("cpu_per_item") or 0.0)
+            cap = IO_THREAD_CAP
+            # Growth doubles every tick from there: starting at most at THREAD_START keeps
+            # some input unstarted for a few ticks, so that a revision can still move it.
+            start = min(littles_law_width(wall, cpu, cap=cap), THREAD_START)
+            self._controller = ConcurrencyController(start=start, cap=cap, interval=TICK)
+            self._tick_done = 0
+        if decision.backend == "process":
+            self._process_workers = decision.workers or self._machine.cpus
+            # One process fewer than CPUs: the caller's side runs items on one thread too.
+            self._side_thread = self._workers is None and self._process_workers < self._machine.cpus
+            self._ready_workers = set()
+
+    def _review(self, now: float) -> None:
+        """Check the decision in force against the work measured since it was made."""
+        self._next_review = now + REVIEW_AFTER
+        decision = self.decisions[-1] if self.decisions else None
+        if decision is None or self._revisions >= MAX_REVISIONS or self._done == 0:
+            return
+        if self._remaining() == 0:
+            return
+        done = self._done
+        wall, cpu = self._busy / done, self._cpu / done
+        evidence: Evidence | None = None
+        if decision.backend == "serial":
+            if self._busy >= 2 * REVIEW_AFTER:  # half a second of work in the caller's thread
+                evidence = self._evidence(wall, cpu, samples=done)
+        elif decision.backend == "process":
+            if cpu < PROCESS_WAITING * wall and done >= 2:
+                # Waiting work on processes: threads.
+                evidence = self._evidence(wall, cpu, samples=done)
+        elif decision.backend == "thread" and decision.workers is None:
+            # The process's CPU, not only finished items': under a busy GIL, threads take turns
+            # and finish late, all at once.
+            elapsed = now - self._since
+            cpu_rate = (self._process_time() - self._since_cpu) / elapsed if elapsed > 0 else 0
+            # Items in flight have used some of that CPU too: count them as half done.
+            started = done + self._in_flight.get("thread", 0) / 2
+            per_item = (self._process_time() - self._since_cpu) / started
+            best = self._best_wall or wall
+            if cpu_rate >= GIL_SATURATED and per_item >= WAITING_RATIO * best:
+                # The GIL is the limit, and uncontended an item computes most of its time.
+                evidence = self._evidence(per_item, per_item, scale=False, samples=done)
+        if evidence is None:
+            return
+        revision = self._decision(evidence, revised=True)
+        if (revision.backend, revision.workers) == (decision.backend, decision.workers):
+            return
+        self._revisions += 1
+        self._adopt(revision)
+
+    # -- limits --------------------------------------------------------------------------
+
+    def _placement(self, kind: str) -> Placement:
+        placement = self._placements.get(kind)
+        if placement is None:
+            workers = self._backend_workers(kind)
+            backend = self._open(kind, workers)
+            placement = Placement(backend, kind, _TARGET.get(kind, 0.01), workers)
+            self._placements[kind] = placement
+        if kind == "thread" and self._phase == "process":
+            return placement._replace(workers=self._process_workers + 1)
+        return placement
+
+    def _backend_workers(self, kind: str) -> int:
+        if kind == "thread":
+            return self._workers or IO_THREAD_CAP
+        if kind == "process":
+            return self._process_workers or self._workers or self._machine.cpus
+        if kind == "asyncio":
+            decision = self.decisions[-1] if self.decisions else None
+            return (decision.workers if decision else None) or self._workers or ASYNC_TASKS
+        return 1
+
+    def _thread_limit(self) -> int:
+        if self._controller is not None:
+            return self._controller.limit
+        decision = self.decisions[-1] if self.decisions else None
+        return (decision.workers if decision else None) or self._workers or 1
+
+    def _process_limit(self) -> int:
+        # Short items: two chunks per worker hide the round trip. Long ones: one each, so that
+        # the caller's side thread, not a queue at a busy worker, takes the next item.
+        if self._done:
+            per_item = self._busy / self._done
+        else:
+            decision = self.decisions[-1]
+            per_item = float(decision.evidence.get("seconds_per_item") or 0.0)
+        short = per_item < _TARGET["process"]
+        return self._process_workers * (2 if short else 1)
+
+    def _side_running(self) -> bool:
+        """The caller's side runs items while processes start, and beside them after."""
+        if self._side_thread:
+            return True
+        return len(self._ready_workers) < self._process_workers
+
+    def _tick_controller(self, now: float) -> None:
+        controller = self._controller
+        assert controller is not None
+        latency = self._tick_busy / self._tick_items if self._tick_items else None
+        self._tick_items = 0
+        self._tick_busy = 0.0
+        controller.tick(
+            now=now,
+            completed=self._done,
+            work_cpu=self._cpu,
+            latency=latency,
+            backlog=self._blocked,
+        )
+        if self._blocked:
+            self._wake = now + controller.interval
+
+
+def pickled_size(value: object) -> int | None:
+    """Bytes ``value`` takes pickled as processes would receive it; None if it cannot be."""
+    import pickle
+
+    import cloudpickle
+
+    try:
+        return len(cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:
+        return None
+
+
+def _thread_cpu(ident: int | None) -> float | None:
+    """CPU seconds used so far by thread ``ident``, where the platform can tell (POSIX)."""
+    if ident is None or not hasattr(time, "pthread_getcpuclockid"):
+        return None
+    with contextlib.suppress(OSError, ValueError, OverflowError):
+        return time.clock_gettime(time.pthread_getcpuclockid(ident))
+    return None
