@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-from pathlib import Path
 
 __all__ = ["available_cpus", "cgroup_cpu_limit", "gil_enabled"]
 
@@ -31,16 +30,19 @@ def available_cpus() -> int:
 
 
 def cgroup_cpu_limit(
-    root: Path = Path("/sys/fs/cgroup"), proc_self: Path = Path("/proc/self")
+    root: str | os.PathLike[str] = "/sys/fs/cgroup",
+    proc_self: str | os.PathLike[str] = "/proc/self",
 ) -> float | None:
     """The CPU quota of this process's cgroup, in CPUs (e.g. 1.5), or None when unlimited.
 
     cgroup v2 keeps ``cpu.max`` ("max 100000" or "150000 100000") in the process's own group
     and its ancestors, each of which may limit it: the smallest wins. cgroup v1 keeps
-    ``cpu.cfs_quota_us`` (-1 for none) and ``cpu.cfs_period_us``.
+    ``cpu.cfs_quota_us`` (-1 for none) and ``cpu.cfs_period_us``. Plain ``os.path``, not
+    pathlib: this runs on every first call, and pathlib costs 5 ms to import.
     """
+    top = os.path.normpath(os.fspath(root))
     try:
-        lines = (proc_self / "cgroup").read_text().splitlines()
+        lines = _read(os.path.join(os.fspath(proc_self), "cgroup")).splitlines()
     except OSError:
         return None
     limits: list[float] = []
@@ -48,26 +50,32 @@ def cgroup_cpu_limit(
         hierarchy, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")
         if hierarchy == "0" and controllers == "":
-            group = root / path.lstrip("/")
+            group = os.path.normpath(os.path.join(top, path.lstrip("/")))
             while True:
-                limit = _read_cpu_max(group / "cpu.max")
+                limit = _read_cpu_max(os.path.join(group, "cpu.max"))
                 if limit is not None:
                     limits.append(limit)
-                if group == root or root not in group.parents:
+                if group == top or not group.startswith(top + os.sep):
                     break
-                group = group.parent
+                group = os.path.dirname(group)
         elif "cpu" in controllers.split(","):
-            for base in (root / "cpu,cpuacct", root / "cpu"):
-                limit = _read_cfs(base / path.lstrip("/")) or _read_cfs(base)
+            for base in (os.path.join(top, "cpu,cpuacct"), os.path.join(top, "cpu")):
+                own = os.path.join(base, path.lstrip("/"))
+                limit = _read_cfs(own) or _read_cfs(base)
                 if limit is not None:
                     limits.append(limit)
                     break
     return min(limits) if limits else None
 
 
-def _read_cpu_max(path: Path) -> float | None:
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as file:
+        return file.read()
+
+
+def _read_cpu_max(path: str) -> float | None:
     try:
-        quota, _, period = path.read_text().strip().partition(" ")
+        quota, _, period = _read(path).strip().partition(" ")
     except OSError:
         return None
     if quota == "max" or not period:
@@ -78,10 +86,10 @@ def _read_cpu_max(path: Path) -> float | None:
         return None
 
 
-def _read_cfs(group: Path) -> float | None:
+def _read_cfs(group: str) -> float | None:
     try:
-        quota = int((group / "cpu.cfs_quota_us").read_text())
-        period = int((group / "cpu.cfs_period_us").read_text())
+        quota = int(_read(os.path.join(group, "cpu.cfs_quota_us")))
+        period = int(_read(os.path.join(group, "cpu.cfs_period_us")))
     except (OSError, ValueError):
         return None
     if quota <= 0 or period <= 0:

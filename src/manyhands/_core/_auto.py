@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
+from . import _log
 from ._concurrency import ConcurrencyController, littles_law_width
 from ._decision import (
     ASYNC_TASKS,
@@ -60,18 +60,18 @@ __all__ = ["AutoPlan", "Opener", "pickled_size"]
 #: Opens (or reuses) the backend of a kind with that many workers.
 Opener = Callable[[str, int], Backend]
 
-log = logging.getLogger("manyhands")
-
 #: Seconds a running probe is watched before it may be called waiting work.
 PROBE_WINDOW = 0.01
 #: CPU seconds a running probe must have used before it is believed CPU-bound.
 CPU_EVIDENCE = 0.03
 #: Seconds of two threads running at once that tell whether they run in parallel.
 SCALE_SPAN = 0.02
+#: The work left must be this many times SCALE_SPAN for the test to be worth running.
+SCALE_WORTH = 10
 #: Two threads that use this much more CPU per second than one run in parallel.
 SCALING = 1.4
 #: Seconds of work after a decision before it is first reviewed, and between reviews.
-REVIEW_AFTER = 0.25
+REVIEW_AFTER = 0.1
 #: Decisions a job may revise at most (a job that keeps changing gets no more).
 MAX_REVISIONS = 3
 #: On processes, an item whose CPU is under this share of its wall time is waiting work.
@@ -203,9 +203,12 @@ class AutoPlan:
         if chunk is self._probe:
             self._probe_rate = outcome.cpu / outcome.busy if outcome.busy > 0 else 1.0
             if self._phase == "probe":
-                # Alone on its thread, the probe's round trip is what a hand-off costs here
-                # (once other work runs, the engine may see it late: not a hand-off's cost).
-                self._machine.observe_handoff(max(0.0, now - self._probe_sent - outcome.busy))
+                # Alone on its thread, the probe's way back (from the end of its run to the
+                # engine) is half of what a hand-off to a warm thread costs here; its way
+                # there also paid for starting the thread, which a pool pays once.
+                started = chunk.started_at
+                if started is not None:
+                    self._machine.observe_handoff(max(0.0, 2 * (now - started - outcome.busy)))
                 self._decide_from(outcome.busy / ran, outcome.cpu / ran, complete=True)
                 return
         self._done += ran
@@ -261,10 +264,16 @@ class AutoPlan:
         """The probe's evidence is in: decide, or first test whether threads scale."""
         evidence = self._evidence(wall, cpu, complete=complete)
         cpu_heavy = evidence.cpu_ratio >= WAITING_RATIO
-        long_enough = wall >= HANDOFFS_PER_ITEM * evidence.handoff
+        # The test runs items on two threads for SCALE_SPAN: worth it only where the work left
+        # is many times that (200,000 x x*x is 20 ms of work in all: the test would be most).
+        # A single cold item of a few microseconds says little: such work runs here first
+        # and is measured again in chunks (``decide``'s rule for short items).
+        short = wall < HANDOFFS_PER_ITEM * evidence.handoff
+        worth_testing = cpu * self._remaining() >= SCALE_WORTH * SCALE_SPAN
         if (
             cpu_heavy
-            and long_enough
+            and not short
+            and worth_testing
             and evidence.gil_enabled
             and evidence.cpus >= 2
             and self._remaining() >= 2
@@ -381,7 +390,7 @@ class AutoPlan:
 
     def _adopt(self, decision: Decision) -> None:
         self.decisions.append(decision)
-        log.debug("manyhands auto decision: %s", decision)
+        _log.debug("manyhands auto decision: %s", decision)
         now = self._clock()
         self._phase = decision.backend
         self._since = now
@@ -419,7 +428,8 @@ class AutoPlan:
         wall, cpu = self._busy / done, self._cpu / done
         evidence: Evidence | None = None
         if decision.backend == "serial":
-            if self._busy >= 2 * REVIEW_AFTER:  # half a second of work in the caller's thread
+            short = wall < HANDOFFS_PER_ITEM * (self._machine.handoff or 0.0)
+            if self._busy >= REVIEW_AFTER and (done >= FEW_SAMPLES or not short):
                 evidence = self._evidence(wall, cpu, samples=done)
         elif decision.backend == "process":
             if cpu < PROCESS_WAITING * wall and done >= 2:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import logging
 import queue
 import random
 import time
@@ -47,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import RemoteError, RemoteTraceback, TaskTimeout, add_note, short_repr
+from . import _log
 from ._chunking import Chunker
 from ._decision import Decision
 from ._events import Listener
@@ -79,8 +79,6 @@ FLUSH_AFTER = 0.05
 
 #: Items pulled at once at most while every item pulled is recalled from the store.
 MAX_RECALL_BATCH = 8192
-
-log = logging.getLogger("manyhands")
 
 
 @dataclass(frozen=True)
@@ -438,7 +436,7 @@ class Run:
             self._arm(now + _MEMORY_CHECK_EVERY, "memory", None)  # wakes the driver to refill
             if not self._memory_logged:
                 self._memory_logged = True
-                log.warning(
+                _log.warning(
                     "manyhands: %d MB of memory available, under the floor of %d MB: new items "
                     "wait until more is free (memory_floor= sets the floor; 0 turns this off)",
                     available // 2**20,

@@ -8,13 +8,13 @@ demand, up to ``workers``, and stay until shutdown.
 from __future__ import annotations
 
 import itertools
-import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from .._core import _log
 from .._core._protocol import Capabilities
 from .._core._task import Chunk, failed_outcome, run_chunk
 from .._errors import PoolClosedError, add_note
@@ -24,8 +24,6 @@ __all__ = ["ThreadBackend"]
 _STOP = None
 #: Seconds threads get to finish their current call when the work is cancelled.
 _CANCEL_GRACE = 0.25
-
-log = logging.getLogger("manyhands")
 
 
 class ThreadBackend:
@@ -138,7 +136,7 @@ class ThreadBackend:
             stuck = len(self._abandoned)
             if stuck >= max(4, self._max_workers) and stuck >= 2 * self._warned_at:
                 self._warned_at = stuck
-                log.warning(
+                _log.warning(
                     "manyhands: %d threads are still running items that timed out; a thread "
                     "cannot be killed, so each holds its memory until its call returns. For "
                     "calls that hang, use backend='process', whose workers can be killed",
