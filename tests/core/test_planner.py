@@ -1,0 +1,248 @@
+"""The auto planner's rules on recorded evidence: a fake clock, fake backends, no real timing.
+
+Each test plays the engine's part (place, sent, finished, tick) with outcomes written by hand,
+and checks where the planner sends the next chunk and what it decided.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from manyhands._core._auto import CPU_EVIDENCE, PROBE_WINDOW, AutoPlan
+from manyhands._core._machine import Machine
+from manyhands._core._plan import Placement
+from manyhands._core._protocol import Capabilities
+from manyhands._core._task import Chunk, ChunkOutcome, Job
+
+
+class FakeBackend:
+    """Records what it was given; runs nothing (the test reports outcomes itself)."""
+
+    def __init__(self, name: str, workers: int) -> None:
+        self.name = name
+        self.workers = workers
+        self.capabilities = Capabilities(synchronous=False, pickles=False, chunk_target=0.01)
+        self.submitted: list[Chunk] = []
+
+    def submit(self, chunk: Chunk) -> None:
+        self.submitted.append(chunk)
+
+    def stop(self, chunk: Chunk) -> None:
+        del chunk
+
+    def shutdown(self, *, cancel: bool) -> None:
+        del cancel
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.cpu = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Harness:
+    """A planner for ``total`` items, on a 2-CPU machine whose hand-off costs 50 us."""
+
+    def __init__(self, total: int = 1000, cpus: int = 2) -> None:
+        self.clock = Clock()
+        self.opened: dict[str, FakeBackend] = {}
+        machine = Machine(cache_path="")
+        machine.cpus = cpus
+        machine.gil_enabled = True
+        machine.observe_handoff(50e-6)
+        machine.observe_process_start(0.05)
+        self.plan = AutoPlan(
+            Job(abs, "map"),
+            total,
+            self.open,
+            workers=None,
+            machine_=machine,
+            clock=self.clock,
+            process_time=lambda: self.clock.cpu,
+        )
+        self.started = 0
+
+    def open(self, kind: str, workers: int) -> FakeBackend:
+        return self.opened.setdefault(kind, FakeBackend(kind, workers))
+
+    def send(self) -> tuple[Chunk, Placement] | None:
+        placement = self.plan.place()
+        if placement is None:
+            return None
+        chunk = Chunk(self.plan._job, self.started, self.started, [self.started], _ignore)
+        self.started += 1
+        chunk.started_at = self.clock.now
+        self.plan.sent(chunk, placement)
+        return chunk, placement
+
+    def finish(
+        self, sent: tuple[Chunk, Placement], *, wall: float, cpu: float, worker: str = "w"
+    ) -> None:
+        chunk, placement = sent
+        self.clock.now += wall
+        outcome = ChunkOutcome([chunk.items[0]], [], busy=wall, cpu=cpu, worker=worker)
+        self.plan.finished(chunk, placement, outcome)
+
+
+def _ignore(chunk: Chunk, outcome: Any) -> None:
+    del chunk, outcome
+
+
+def test_the_probe_goes_alone_to_a_thread_and_everything_else_waits() -> None:
+    harness = Harness()
+    probe = harness.send()
+    assert probe is not None
+    assert probe[1].kind == "thread"
+    assert harness.send() is None  # held until the probe says what the work is
+    assert harness.plan.decisions == []
+
+
+def test_a_tiny_probe_keeps_the_job_in_the_callers_thread() -> None:
+    harness = Harness()
+    probe = harness.send()
+    assert probe is not None
+    harness.finish(probe, wall=2e-6, cpu=2e-6)
+    (decision,) = harness.plan.decisions
+    assert decision.backend == "serial"
+    assert harness.plan.window() == 1
+    placement = harness.plan.place()
+    assert placement is not None
+    assert placement.kind == "serial"
+
+
+def test_waiting_work_starts_on_threads_at_the_width_littles_law_gives() -> None:
+    harness = Harness()
+    probe = harness.send()
+    assert probe is not None
+    harness.finish(probe, wall=0.05, cpu=0.0025)  # 50 ms requests, 2.5 ms CPU: width 20
+    (decision,) = harness.plan.decisions
+    assert decision.backend == "thread"
+    assert decision.workers is None
+    sent = [harness.send() for _ in range(30)]
+    assert sum(item is not None for item in sent) == 20
+    assert all(item is None or item[1].kind == "thread" for item in sent)
+
+
+def test_a_cold_first_call_is_not_taken_for_cpu_bound_work() -> None:
+    # The first HTTP call of a process: 6 ms of CPU (imports, a connection) in its first
+    # 10 ms, then it waits. After 10 ms it looks 60% CPU-bound; the planner waits for more.
+    harness = Harness()
+    probe = harness.send()
+    assert probe is not None
+    chunk = probe[0]
+    chunk.thread = None  # no per-thread clock in the test: the (fake) process clock is used
+    harness.clock.now += PROBE_WINDOW
+    harness.clock.cpu += 0.006
+    harness.plan.tick(harness.clock.now)
+    assert harness.plan.decisions == []  # not enough CPU to believe it is CPU-bound
+    harness.clock.now += 0.04  # the rest of the call waits
+    harness.plan.tick(harness.clock.now)
+    (decision,) = harness.plan.decisions
+    assert decision.backend == "thread"
+
+
+def test_cpu_heavy_work_is_believed_after_enough_cpu_and_then_tested_on_two_threads() -> None:
+    harness = Harness()
+    probe = harness.send()
+    assert probe is not None
+    probe[0].thread = None
+    harness.clock.now += CPU_EVIDENCE
+    harness.clock.cpu += CPU_EVIDENCE
+    harness.plan.tick(harness.clock.now)
+    assert harness.plan.decisions == []  # the two-thread test comes first
+    second = harness.send()
+    assert second is not None
+    assert second[1].kind == "thread"
+    assert harness.send() is None  # two at once, no more
+    # Two threads, but the process uses one core: the GIL is held.
+    for _ in range(6):
+        harness.clock.now += 0.01
+        harness.clock.cpu += 0.01
+        harness.plan.tick(harness.clock.now)
+    (decision,) = harness.plan.decisions
+    assert decision.backend == "process"
+    assert decision.evidence["threads_scale"] is False
+
+
+def test_gil_releasing_code_stays_on_threads() -> None:
+    harness = Harness()
+    probe = harness.send()
+    assert probe is not None
+    probe[0].thread = None
+    harness.clock.now += CPU_EVIDENCE
+    harness.clock.cpu += CPU_EVIDENCE
+    harness.plan.tick(harness.clock.now)
+    assert harness.send() is not None
+    for _ in range(6):  # two cores busy: the C code runs in parallel
+        harness.clock.now += 0.01
+        harness.clock.cpu += 0.02
+        harness.plan.tick(harness.clock.now)
+    (decision,) = harness.plan.decisions
+    assert (decision.backend, decision.workers) == ("thread", 2)
+    assert decision.evidence["threads_scale"] is True
+
+
+def test_processes_start_while_the_callers_side_keeps_running_items() -> None:
+    harness = Harness(total=100)
+    probe = harness.send()
+    assert probe is not None
+    harness.finish(probe, wall=0.3, cpu=0.3)
+    # Plenty of work left: the two-thread test runs, and finds the GIL held.
+    second, third = harness.send(), harness.send()
+    assert second is not None
+    assert third is not None
+    assert harness.send() is None
+    for _ in range(8):
+        harness.clock.now += 0.01
+        harness.clock.cpu += 0.01
+        harness.plan.tick(harness.clock.now)
+    decision = harness.plan.decisions[-1]
+    assert (decision.backend, decision.workers) == ("process", 1)
+    harness.finish(second, wall=0.3, cpu=0.3)
+    harness.finish(third, wall=0.3, cpu=0.3)
+    first = harness.send()
+    side = harness.send()
+    assert first is not None
+    assert first[1].kind == "process"
+    assert side is not None
+    assert side[1].kind == "thread"
+    assert harness.send() is None  # one long item per worker, one on the side thread
+
+
+def test_waiting_work_sent_to_processes_goes_back_to_threads() -> None:
+    harness = Harness(total=3000)
+    probe = harness.send()
+    assert probe is not None
+    probe[0].thread = None
+    harness.clock.now += CPU_EVIDENCE  # a cold item that looked CPU-bound while it ran
+    harness.clock.cpu += CPU_EVIDENCE
+    harness.plan.tick(harness.clock.now)
+    harness.plan._end_scaling(False)  # white box: skip the test's ticks
+    assert harness.plan.decisions[-1].backend == "process"
+    harness.clock.now += 0.2
+    for _ in range(4):  # on processes, each request waits 50 ms for 0.5 ms of CPU
+        sent = harness.send()
+        assert sent is not None
+        if sent[1].kind == "process":
+            harness.finish(sent, wall=0.05, cpu=0.0005, worker="process-1")
+    revised = harness.plan.decisions[-1]
+    assert (revised.backend, revised.revised) == ("thread", True)
+    placement = harness.plan.place()
+    assert placement is not None
+    assert placement.kind == "thread"
+
+
+@pytest.mark.parametrize("cpus", [1])
+def test_one_cpu_never_starts_processes(cpus: int) -> None:
+    harness = Harness(cpus=cpus)
+    probe = harness.send()
+    assert probe is not None
+    harness.finish(probe, wall=0.25, cpu=0.25)
+    (decision,) = harness.plan.decisions
+    assert decision.backend == "serial"
+    assert "process" not in harness.opened
