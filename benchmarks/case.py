@@ -89,9 +89,11 @@ def import_for(tool: str) -> None:
         importlib.import_module(tool)
     if tool.startswith("manyhands"):
         backend = tool.split()[1].rstrip(",")
-        for module in ("auto", "thread", "process", "serial", "aio"):
+        for module in ("thread", "process", "serial", "aio"):
             if backend in ("auto", module):
                 importlib.import_module(f"manyhands.backends.{module}")
+        if backend == "auto":
+            importlib.import_module("manyhands._core._auto")
         mh.map, mh.imap  # noqa: B018  (resolves the lazy attributes: imports _api, _pool)
         if backend in ("process", "auto", "dask"):
             importlib.import_module("cloudpickle")

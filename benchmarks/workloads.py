@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-import zlib
 
+from planner_workloads import crc, sleep_50ms, spin, square
 
-def spin(iterations: int) -> int:
-    """Pure-Python CPU work: ``iterations`` additions."""
-    total = 0
-    for i in range(iterations):
-        total += i
-    return total
-
-
-def square(x: int) -> int:
-    return x * x
-
-
-def crc(data: bytes) -> int:
-    return zlib.crc32(data)
-
-
-def sleep_50ms(x: int) -> int:
-    time.sleep(0.05)
-    return x
+__all__ = [
+    "async_sleep_50ms",
+    "calibrate",
+    "crc",
+    "sleep_50ms",
+    "sleep_200ms",
+    "spin",
+    "square",
+]
 
 
 def sleep_200ms(x: int) -> int:

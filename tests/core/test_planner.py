@@ -93,6 +93,16 @@ def _ignore(chunk: Chunk, outcome: Any) -> None:
     del chunk, outcome
 
 
+def cpu_heavy_probe(harness: Harness) -> None:
+    """Send the probe and let it burn CPU_EVIDENCE seconds of CPU, still running."""
+    probe = harness.send()
+    assert probe is not None
+    probe[0].thread = None  # no per-thread clock in the test: the (fake) process clock is used
+    harness.clock.now += CPU_EVIDENCE
+    harness.clock.cpu += CPU_EVIDENCE
+    harness.plan.tick(harness.clock.now)
+
+
 def test_the_probe_goes_alone_to_a_thread_and_everything_else_waits() -> None:
     harness = Harness()
     probe = harness.send()
@@ -148,12 +158,7 @@ def test_a_cold_first_call_is_not_taken_for_cpu_bound_work() -> None:
 
 def test_cpu_heavy_work_is_believed_after_enough_cpu_and_then_tested_on_two_threads() -> None:
     harness = Harness()
-    probe = harness.send()
-    assert probe is not None
-    probe[0].thread = None
-    harness.clock.now += CPU_EVIDENCE
-    harness.clock.cpu += CPU_EVIDENCE
-    harness.plan.tick(harness.clock.now)
+    cpu_heavy_probe(harness)
     assert harness.plan.decisions == []  # the two-thread test comes first
     second = harness.send()
     assert second is not None
@@ -171,12 +176,7 @@ def test_cpu_heavy_work_is_believed_after_enough_cpu_and_then_tested_on_two_thre
 
 def test_gil_releasing_code_stays_on_threads() -> None:
     harness = Harness()
-    probe = harness.send()
-    assert probe is not None
-    probe[0].thread = None
-    harness.clock.now += CPU_EVIDENCE
-    harness.clock.cpu += CPU_EVIDENCE
-    harness.plan.tick(harness.clock.now)
+    cpu_heavy_probe(harness)
     assert harness.send() is not None
     for _ in range(6):  # two cores busy: the C code runs in parallel
         harness.clock.now += 0.01
@@ -216,12 +216,7 @@ def test_processes_start_while_the_callers_side_keeps_running_items() -> None:
 
 def test_waiting_work_sent_to_processes_goes_back_to_threads() -> None:
     harness = Harness(total=3000)
-    probe = harness.send()
-    assert probe is not None
-    probe[0].thread = None
-    harness.clock.now += CPU_EVIDENCE  # a cold item that looked CPU-bound while it ran
-    harness.clock.cpu += CPU_EVIDENCE
-    harness.plan.tick(harness.clock.now)
+    cpu_heavy_probe(harness)  # a cold item that looked CPU-bound while it ran
     harness.plan._end_scaling(False)  # white box: skip the test's ticks
     assert harness.plan.decisions[-1].backend == "process"
     harness.clock.now += 0.2
