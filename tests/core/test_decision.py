@@ -91,10 +91,10 @@ def test_explicit_workers_win() -> None:
 def test_cpu_bound_work_goes_to_processes() -> None:
     decision = decide(evidence(cpu_per_item=0.049))
     assert decision.backend == "process"
-    assert decision.workers == 3  # and the caller's side on a thread: four runners
+    assert decision.workers == 4
     assert any("CPU-bound" in reason for reason in decision.reasons)
-    assert "3 processes and a thread of the caller's" in decision.reasons[-1]
-    assert decide(evidence(cpu_per_item=0.049), workers=4).workers == 4
+    assert decision.reasons[-1].startswith("4 processes: about ")
+    assert decide(evidence(cpu_per_item=0.049), workers=3).workers == 3
 
 
 def test_never_more_processes_than_items() -> None:
@@ -149,4 +149,4 @@ def test_decision_is_a_frozen_readable_record() -> None:
     assert decision.evidence["cpu_ratio"] == pytest.approx(0.98)
     with pytest.raises(TypeError):
         decision.evidence["cpus"] = 2  # type: ignore[index]
-    assert str(decision).startswith("process (workers: 3")
+    assert str(decision).startswith("process (workers: 4")

@@ -36,6 +36,11 @@ class FakeBackend:
         del cancel
 
 
+class FakeMeter:
+    def __init__(self, rate: float) -> None:
+        self.rate: float | None = rate
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 100.0
@@ -48,8 +53,10 @@ class Clock:
 class Harness:
     """A planner for ``total`` items, on a 2-CPU machine whose hand-off costs 50 us."""
 
-    def __init__(self, total: int = 1000, cpus: int = 2) -> None:
+    def __init__(self, total: int = 1000, cpus: int = 2, meter_rate: float = 1.0) -> None:
         self.clock = Clock()
+        self.meters: list[FakeMeter] = []
+        self.meter_rate = meter_rate
         self.opened: dict[str, FakeBackend] = {}
         machine = Machine(cache_path="")
         machine.cpus = cpus
@@ -64,8 +71,15 @@ class Harness:
             machine_=machine,
             clock=self.clock,
             process_time=lambda: self.clock.cpu,
+            gil_meter=self.meter,
         )
         self.started = 0
+
+    def meter(self, span: float, beside: int | None) -> FakeMeter:
+        """A GIL meter that has measured ``meter_rate`` cores by the time it is asked."""
+        del span, beside
+        self.meters.append(FakeMeter(self.meter_rate))
+        return self.meters[-1]  # type: ignore[return-value]
 
     def open(self, kind: str, workers: int) -> FakeBackend:
         return self.opened.setdefault(kind, FakeBackend(kind, workers))
@@ -156,16 +170,42 @@ def test_a_cold_first_call_is_not_taken_for_cpu_bound_work() -> None:
     assert decision.backend == "thread"
 
 
-def test_cpu_heavy_work_is_believed_after_enough_cpu_and_then_tested_on_two_threads() -> None:
-    harness = Harness()
+def test_cpu_heavy_work_is_believed_after_enough_cpu_and_then_metered_beside() -> None:
+    # Pure Python holds the GIL: the probe and the meter share one core.
+    harness = Harness(meter_rate=1.0)
     cpu_heavy_probe(harness)
-    assert harness.plan.decisions == []  # the two-thread test comes first
-    second = harness.send()
+    assert harness.plan.decisions == []  # the GIL test comes first
+    assert len(harness.meters) == 1  # beside the running probe: no second item starts
+    assert harness.send() is None
+    harness.clock.now += 0.02
+    harness.plan.tick(harness.clock.now)
+    (decision,) = harness.plan.decisions
+    assert decision.backend == "process"
+    assert decision.evidence["threads_scale"] is False
+
+
+def test_gil_releasing_code_stays_on_threads() -> None:
+    harness = Harness(meter_rate=1.9)  # the probe's C code and the meter: two cores
+    cpu_heavy_probe(harness)
+    harness.clock.now += 0.02
+    harness.plan.tick(harness.clock.now)
+    (decision,) = harness.plan.decisions
+    assert (decision.backend, decision.workers) == ("thread", 2)
+    assert decision.evidence["threads_scale"] is True
+
+
+def test_short_items_are_tested_two_at_a_time() -> None:
+    harness = Harness(total=10_000)
+    probe = harness.send()
+    assert probe is not None
+    harness.finish(probe, wall=0.005, cpu=0.005)  # finished: short enough for two at once
+    assert harness.plan.decisions == []
+    assert harness.meters == []
+    first, second = harness.send(), harness.send()
+    assert first is not None
     assert second is not None
-    assert second[1].kind == "thread"
-    assert harness.send() is None  # two at once, no more
-    # Two threads, but the process uses one core: the GIL is held.
-    for _ in range(6):
+    assert harness.send() is None
+    for _ in range(6):  # two threads, one core's worth of CPU: the GIL is held
         harness.clock.now += 0.01
         harness.clock.cpu += 0.01
         harness.plan.tick(harness.clock.now)
@@ -174,57 +214,46 @@ def test_cpu_heavy_work_is_believed_after_enough_cpu_and_then_tested_on_two_thre
     assert decision.evidence["threads_scale"] is False
 
 
-def test_gil_releasing_code_stays_on_threads() -> None:
-    harness = Harness()
-    cpu_heavy_probe(harness)
-    assert harness.send() is not None
-    for _ in range(6):  # two cores busy: the C code runs in parallel
-        harness.clock.now += 0.01
-        harness.clock.cpu += 0.02
-        harness.plan.tick(harness.clock.now)
-    (decision,) = harness.plan.decisions
-    assert (decision.backend, decision.workers) == ("thread", 2)
-    assert decision.evidence["threads_scale"] is True
-
-
-def test_processes_start_while_the_callers_side_keeps_running_items() -> None:
+def test_the_callers_thread_runs_chunks_while_worker_processes_start() -> None:
     harness = Harness(total=100)
-    probe = harness.send()
-    assert probe is not None
-    harness.finish(probe, wall=0.3, cpu=0.3)
-    # Plenty of work left: the two-thread test runs, and finds the GIL held.
-    second, third = harness.send(), harness.send()
-    assert second is not None
-    assert third is not None
-    assert harness.send() is None
-    for _ in range(8):
-        harness.clock.now += 0.01
-        harness.clock.cpu += 0.01
-        harness.plan.tick(harness.clock.now)
+    cpu_heavy_probe(harness)
+    harness.clock.now += 0.02
+    harness.plan.tick(harness.clock.now)  # the meter: the GIL is held
     decision = harness.plan.decisions[-1]
-    assert (decision.backend, decision.workers) == ("process", 1)
-    harness.finish(second, wall=0.3, cpu=0.3)
-    harness.finish(third, wall=0.3, cpu=0.3)
-    first = harness.send()
-    side = harness.send()
+    assert (decision.backend, decision.workers) == ("process", 2)
+    sent = [harness.send() for _ in range(4)]  # two chunks per worker
+    assert all(item is not None and item[1].kind == "process" for item in sent)
+    assert harness.send() is None  # the probe still runs on a thread here: no second one
+    probe = harness.plan._probe
+    assert probe is not None
+    placement = Placement(harness.opened["thread"], "thread", 0.005, 1)
+    harness.clock.now += 0.2
+    harness.plan.finished(probe, placement, ChunkOutcome([0], [], 0.23, 0.23, "t"))
+    inline = harness.send()
+    assert inline is not None
+    assert inline[1].kind == "serial"  # workers not ready: this thread runs a chunk
+    assert harness.send() is None  # one at a time
+    harness.finish(inline, wall=0.25, cpu=0.25)
+    first = sent[0]
     assert first is not None
-    assert first[1].kind == "process"
-    assert side is not None
-    assert side[1].kind == "thread"
-    assert harness.send() is None  # one long item per worker, one on the side thread
+    harness.finish(first, wall=0.25, cpu=0.25, worker="process-1")  # a worker answered
+    after = harness.send()
+    assert after is not None
+    assert after[1].kind == "process"
+    assert harness.send() is None  # no more hedging once the workers run
 
 
 def test_waiting_work_sent_to_processes_goes_back_to_threads() -> None:
     harness = Harness(total=3000)
     cpu_heavy_probe(harness)  # a cold item that looked CPU-bound while it ran
-    harness.plan._end_scaling(False)  # white box: skip the test's ticks
+    harness.clock.now += 0.02
+    harness.plan.tick(harness.clock.now)
     assert harness.plan.decisions[-1].backend == "process"
     harness.clock.now += 0.2
-    for _ in range(4):  # on processes, each request waits 50 ms for 0.5 ms of CPU
-        sent = harness.send()
-        assert sent is not None
-        if sent[1].kind == "process":
-            harness.finish(sent, wall=0.05, cpu=0.0005, worker="process-1")
+    sent = [harness.send() for _ in range(4)]
+    for item in sent:  # on processes, each request waits 50 ms for 0.5 ms of CPU
+        assert item is not None
+        harness.finish(item, wall=0.05, cpu=0.0005, worker="process-1")
     revised = harness.plan.decisions[-1]
     assert (revised.backend, revised.revised) == ("thread", True)
     placement = harness.plan.place()

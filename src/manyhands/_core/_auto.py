@@ -21,10 +21,11 @@ running finish where they are, and the next ones go to the new place.
   ``PROBE_WINDOW`` of mostly waiting it is waiting work; CPU-heavy is believed only after
   ``CPU_EVIDENCE`` seconds of CPU, since a cold first call (lazy imports, a first connection)
   burns a few milliseconds of CPU before it starts waiting.
-* **Hedge.** Processes are chosen with one process fewer than CPUs, and the caller's side keeps
-  running items on one thread: while the workers start it is the only runner, after that it is
-  one of them, so nothing waits on a start-up and a bet that did not pay costs nothing but the
-  spawn.
+* **Hedge.** While worker processes start, the caller's thread runs chunks itself, one at a
+  time, until a worker answers: nothing waits on a start-up, and a bet that did not pay costs
+  the spawn. (A thread of the caller's beside the workers was tried and measured worse: two
+  GIL-bound threads here starved the threads that feed the workers, and a trivial call on
+  processes took 0.7 s instead of 0.06 s.)
 * **Waiting work** runs on threads under ``ConcurrencyController``, started at the width
   Little's law gives from the measured wait and CPU per item and adjusted from throughput.
 """
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -68,7 +70,8 @@ CPU_EVIDENCE = 0.03
 SCALE_SPAN = 0.02
 #: The work left must be this many times SCALE_SPAN for the test to be worth running.
 SCALE_WORTH = 10
-#: Two threads that use this much more CPU per second than one run in parallel.
+#: Two threads that use this many cores together (or this much more CPU per second than one
+#: alone) run in parallel: the GIL is released.
 SCALING = 1.4
 #: Seconds of work after a decision before it is first reviewed, and between reviews.
 REVIEW_AFTER = 0.1
@@ -100,6 +103,7 @@ class AutoPlan:
         machine_: Machine | None = None,
         clock: Callable[[], float] = time.monotonic,
         process_time: Callable[[], float] = time.process_time,
+        gil_meter: Callable[[float, int | None], GilMeter] | None = None,
     ) -> None:
         self.decisions: list[Decision] = []
         self._job = job
@@ -109,6 +113,11 @@ class AutoPlan:
         self._machine = machine_ or machine()
         self._clock = clock
         self._process_time = process_time
+        self._gil_meter = gil_meter or GilMeter
+        self._meter: GilMeter | None = None
+        self._probe_finished = False
+        self._inline = False  # a chunk runs in the caller's thread while workers start
+        self._answered = False  # a worker process has sent back an outcome
         self._phase = "probe"
         self._in_flight: dict[str, int] = {}
         self._placements: dict[str, Placement] = {}
@@ -139,8 +148,6 @@ class AutoPlan:
         self._tick_busy = 0.0
         self._tick_items = 0
         self._process_workers = 0
-        self._side_thread = False
-        self._ready_workers: set[str] = set()
         if inspect.iscoroutinefunction(job.fn):
             self._adopt(decide(self._evidence(0.0, 0.0, coroutine=True), workers=workers))
 
@@ -165,7 +172,7 @@ class AutoPlan:
             if self._probe is None or force:
                 placement = self._placement("thread")
         elif phase == "scale":
-            if force or self._in_flight.get("thread", 0) < 2:
+            if force or (self._meter is None and self._in_flight.get("thread", 0) < 2):
                 placement = self._placement("thread")
         elif phase == "thread":
             if force or self._in_flight.get("thread", 0) < self._thread_limit():
@@ -173,8 +180,9 @@ class AutoPlan:
         elif phase == "process":
             if force or self._in_flight.get("process", 0) < self._process_limit():
                 placement = self._placement("process")
-            elif self._side_running() and self._in_flight.get("thread", 0) < 1:
-                placement = self._placement("thread")
+            elif self._hedging():
+                placement = self._placement("serial")
+                self._inline = True
         else:
             placement = self._placement(phase)
         self._blocked = placement is None
@@ -200,7 +208,10 @@ class AutoPlan:
             return
         now = self._clock()
         ran = outcome.ran
+        if kind == "serial":
+            self._inline = False
         if chunk is self._probe:
+            self._probe_finished = True
             self._probe_rate = outcome.cpu / outcome.busy if outcome.busy > 0 else 1.0
             if self._phase == "probe":
                 # Alone on its thread, the probe's way back (from the end of its run to the
@@ -220,8 +231,8 @@ class AutoPlan:
                 self._best_wall = per_item
             self._tick_items += ran
             self._tick_busy += outcome.busy
-        if kind == "process" and outcome.worker:
-            self._ready_workers.add(outcome.worker)
+        if kind == "process":
+            self._answered = True
         if now >= self._next_review:
             self._review(now)
 
@@ -283,11 +294,31 @@ class AutoPlan:
             self._scale_deadline = self._clock() + 3 * SCALE_SPAN + wall
             self._wake = self._clock() + SCALE_SPAN / 2
             self._scale_evidence = (wall, cpu, complete)
+            if not complete:
+                # The probe is a long item, still running: a second one beside it would
+                # leave two GIL-bound threads in this process (they starve the threads that
+                # feed worker processes). A meter thread beside it tells as much in 20 ms.
+                probe = self._probe
+                self._meter = self._gil_meter(SCALE_SPAN, None if probe is None else probe.thread)
             return
         self._adopt(self._decision(evidence))
 
     def _watch_scaling(self, now: float) -> None:
-        """Two threads busy for SCALE_SPAN: their process CPU rate against one thread's."""
+        """The meter's share of a core beside the running probe; or two threads busy for
+        SCALE_SPAN: their process CPU rate against one thread's."""
+        meter = self._meter
+        if meter is not None:
+            rate = meter.rate
+            if rate is None:
+                self._wake = now + SCALE_SPAN / 2
+                return
+            self._meter = None
+            if not self._probe_finished:
+                self._end_scaling(rate >= SCALING)
+                return
+            # The probe ended during the measurement: the meter ran alone. Items are short
+            # enough, then, for two of them to run at once.
+            self._scale_deadline = now + 3 * SCALE_SPAN
         running = self._in_flight.get("thread", 0)
         if self._scale_start is None:
             if running >= 2:
@@ -412,9 +443,7 @@ class AutoPlan:
             self._tick_done = 0
         if decision.backend == "process":
             self._process_workers = decision.workers or self._machine.cpus
-            # One process fewer than CPUs: the caller's side runs items on one thread too.
-            self._side_thread = self._workers is None and self._process_workers < self._machine.cpus
-            self._ready_workers = set()
+            self._answered = False
 
     def _review(self, now: float) -> None:
         """Check the decision in force against the work measured since it was made."""
@@ -464,8 +493,6 @@ class AutoPlan:
             backend = self._open(kind, workers)
             placement = Placement(backend, kind, _TARGET.get(kind, 0.01), workers)
             self._placements[kind] = placement
-        if kind == "thread" and self._phase == "process":
-            return placement._replace(workers=self._process_workers + 1)
         return placement
 
     def _backend_workers(self, kind: str) -> int:
@@ -485,21 +512,20 @@ class AutoPlan:
         return (decision.workers if decision else None) or self._workers or 1
 
     def _process_limit(self) -> int:
-        # Short items: two chunks per worker hide the round trip. Long ones: one each, so that
-        # the caller's side thread, not a queue at a busy worker, takes the next item.
-        if self._done:
-            per_item = self._busy / self._done
-        else:
-            decision = self.decisions[-1]
-            per_item = float(decision.evidence.get("seconds_per_item") or 0.0)
-        short = per_item < _TARGET["process"]
-        return self._process_workers * (2 if short else 1)
+        # Two chunks per worker: the second waits at the backend and starts the moment the
+        # first ends, even while this thread is busy running a hedge chunk of its own.
+        return 2 * self._process_workers
 
-    def _side_running(self) -> bool:
-        """The caller's side runs items while processes start, and beside them after."""
-        if self._side_thread:
-            return True
-        return len(self._ready_workers) < self._process_workers
+    def _hedging(self) -> bool:
+        """Run a chunk in the caller's thread now? Only while no worker process has answered
+        (they are starting), one chunk at a time, and never beside an item still running on
+        a thread of this process (two GIL-bound threads starve the ones feeding workers)."""
+        return (
+            not self._answered
+            and not self._inline
+            and self._in_flight.get("thread", 0) == 0
+            and self._remaining() > 0
+        )
 
     def _tick_controller(self, now: float) -> None:
         controller = self._controller
@@ -516,6 +542,38 @@ class AutoPlan:
         )
         if self._blocked:
             self._wake = now + controller.interval
+
+
+class GilMeter:
+    """A thread that spins for ``span`` seconds beside thread ``beside`` and measures how many
+    cores the two used together.
+
+    Beside an item holding the GIL the two take turns: one core between them, however the
+    turns fall. Beside C code that releases the GIL, two cores where two are free. Summing
+    both threads' CPU clocks (the process's where there are no per-thread clocks) keeps the
+    reading right when the scheduler favours one of them.
+    """
+
+    def __init__(self, span: float, beside: int | None) -> None:
+        #: CPU seconds of both threads per second of wall time, once measured (else None).
+        self.rate: float | None = None
+        threading.Thread(
+            target=self._run, args=(span, beside), name="manyhands-gil-meter", daemon=True
+        ).start()
+
+    def _run(self, span: float, beside: int | None) -> None:
+        other = _thread_cpu(beside)
+        started, own = time.perf_counter(), time.thread_time()
+        process = time.process_time()
+        deadline = started + span
+        while time.perf_counter() < deadline:
+            pass
+        wall = max(time.perf_counter() - started, 1e-9)
+        other_now = _thread_cpu(beside)
+        if other is None or other_now is None:
+            self.rate = (time.process_time() - process) / wall
+        else:
+            self.rate = (time.thread_time() - own + other_now - other) / wall
 
 
 def pickled_size(value: object) -> int | None:

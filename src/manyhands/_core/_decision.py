@@ -17,7 +17,7 @@ The rules, in order:
    shared out, shipping items and results) beats the serial time by a clear margin, and runs
    in the caller's thread otherwise (one CPU, unpicklable data, or too little work). An item
    still running when measured gives only a lower bound; then processes are chosen when
-   there are more items than CPUs (the planner hedges that bet: the caller's side keeps
+   there are more items than CPUs (the planner hedges that bet: the caller's thread keeps
    running items until the processes are ready).
 """
 
@@ -241,38 +241,34 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
             f"{what} cannot be pickled, so processes cannot run it, and threads do not "
             "speed up CPU-bound Python",
         )
-    # One process fewer than CPUs: the caller's side runs items on a thread as well, from
-    # the start (no item waits for a worker to start) to the end.
-    count = workers or max(1, evidence.cpus - 1)
-    side = 0 if workers else 1
+    count = workers or evidence.cpus
     items = evidence.items if evidence.items is not None else UNKNOWN_LENGTH
     if items > 0:
         count = min(count, items)
-    runners = count + side
     if not evidence.complete and items > evidence.cpus:
         # The probe item is still on the CPU: its time so far is only a lower bound. Betting
-        # on processes risks little: the caller's side goes on running items meanwhile.
+        # on processes risks little: the caller's thread goes on running items meanwhile.
         return made(
             "process",
             count,
             0.05,
             busy,
             f"an item has used {_time(cpu)} of CPU and is still running: with {items} items, "
-            f"{_runners(count, side)} pay",
+            f"{_processes(count)} pay (this thread runs items until they are ready)",
         )
     shipping = (evidence.item_bytes + (evidence.result_bytes or 0)) / evidence.transfer_rate
     serial_time = cpu * items
-    # The caller's side runs items until the workers are ready: a start-up delays the gain
+    # The caller's thread runs items until the workers are ready: a start-up delays the gain
     # (the workers run less of the job), it does not stall it.
     start = evidence.start_cost
-    parallel_time = start + items * (cpu + shipping * count) / runners
-    if count >= 1 and runners > 1 and parallel_time < MARGIN * serial_time:
+    parallel_time = start + items * (cpu / count + shipping)
+    if count > 1 and parallel_time < MARGIN * serial_time:
         return made(
             "process",
             count,
             0.05,
             first,
-            f"{_runners(count, side)}: about {_time(parallel_time)} for {items} items against "
+            f"{_processes(count)}: about {_time(parallel_time)} for {items} items against "
             f"{_time(serial_time)} in one thread",
         )
     measured = "measured" if evidence.process_start is not None else "not measured yet"
@@ -286,9 +282,8 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
     )
 
 
-def _runners(count: int, side: int) -> str:
-    noun = "process" if count == 1 else "processes"
-    return f"{count} {noun} and a thread of the caller's" if side else f"{count} {noun}"
+def _processes(count: int) -> str:
+    return f"{count} process" if count == 1 else f"{count} processes"
 
 
 def _time(seconds: float) -> str:
