@@ -4,8 +4,8 @@
     ------------------------                     --------------------
     fill ──place()──> Placement(backend, size)   probe: the first item, alone, on a thread;
       │   (None: hold the input)                   watched on its thread's CPU clock
-      │                                          scale: CPU-heavy? two threads at once say
-    accept ──finished(chunk, outcome)──>           whether the GIL is held (C code frees it)
+      │                                          scale: CPU-heavy? a meter thread beside it
+    accept ──finished(chunk, outcome)──>           says whether the GIL is held
       │                                          decided: serial | thread | process | asyncio,
     timers ──wake_at() / tick(now)──>              each chunk placed under that phase's limits
                                                  review: the work measured since the decision
