@@ -139,3 +139,27 @@ def test_listeners_see_start_every_chunk_and_the_end() -> None:
         ("advanced", 1),
         ("finished", None),
     ]
+
+
+def _fails_on_even_above_one(x: int) -> int:
+    if x > 1 and x % 2 == 0:
+        raise ValueError(f"bad {x}")
+    return x
+
+
+@pytest.mark.parametrize("mode", ["map", "star"])
+def test_run_chunk_places_every_failure_at_its_item(mode: str) -> None:
+    # run_chunk runs calls through list.extend(map(...)); a failure must land at its own
+    # offset, the items after it still run, and a failing last item is handled too.
+    items: list[Any] = list(range(7))
+    fn: Any = _fails_on_even_above_one
+    if mode == "star":
+        items = [(x,) for x in items]
+    outcome = run_chunk(fn, mode, items, stop_on_error=False, catch=Exception, worker="t")  # type: ignore[arg-type]
+    assert outcome.results == [0, 1, None, 3, None, 5, None]
+    assert [error.offset for error in outcome.errors] == [2, 4, 6]
+    assert str(outcome.errors[1].exception) == "bad 4"
+    stopped = run_chunk(fn, mode, items, stop_on_error=True, catch=Exception, worker="t")  # type: ignore[arg-type]
+    assert stopped.results == [0, 1]
+    assert [error.offset for error in stopped.errors] == [2]
+    assert stopped.ran == 3
