@@ -180,12 +180,15 @@ def measure(prefix: list[str], workload: str, tool: str, spin: int, url: str) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="", help="workloads whose key contains this")
+    parser.add_argument(
+        "--only", default="", help="workloads whose key contains one of these (comma-separated)"
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--conditions", default="normal,one-cpu,busy")
     args = parser.parse_args()
     spins = {"cpu8": calibrate(0.25), "cpu20k": calibrate(100e-6)}
-    chosen = {key: spec for key, spec in WORKLOADS.items() if args.only in key}
+    wanted = args.only.split(",")
+    chosen = {key: spec for key, spec in WORKLOADS.items() if any(w in key for w in wanted)}
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}; {args.rounds} interleaved rounds, each case a fresh "
@@ -193,14 +196,14 @@ def main() -> None:
         "the median of the per-round ratios (min-max).",
         "",
     ]
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
     with http_server() as url:
         for name in args.conditions.split(","):
             lines += run_condition(name, chosen, spins, url, args.rounds)
-    table = "\n".join(lines)
-    print(table)
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    (results / "planner.md").write_text(table + "\n")
+            # Written after each condition: a long run stopped early keeps what it measured.
+            (results / "planner.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def run_condition(
