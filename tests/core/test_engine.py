@@ -163,3 +163,48 @@ def test_run_chunk_places_every_failure_at_its_item(mode: str) -> None:
     assert stopped.results == [0, 1]
     assert [error.offset for error in stopped.errors] == [2]
     assert stopped.ran == 3
+
+
+class _HoldingPlan:
+    """Holds the input, with nothing in flight, until its timer has fired once."""
+
+    def __init__(self, backend: Any) -> None:
+        from manyhands._core._plan import Placement
+
+        self.decisions: list[Any] = []
+        self.placement = Placement(backend, "serial", 0.01, 1)
+        self.wake: float | None = 0.0  # due at once
+        self.sent_count = 0
+
+    def window(self) -> int:
+        return 1
+
+    def place(self, *, force: bool = False) -> Any:
+        return self.placement if (force or self.wake is None) else None
+
+    def sent(self, chunk: Any, placement: Any) -> None:
+        self.sent_count += 1
+
+    def finished(self, chunk: Any, placement: Any, outcome: Any) -> None:
+        # After each chunk, hold again until the timer: nothing is outstanding meanwhile.
+        self.wake = 0.0
+
+    def wake_at(self) -> float | None:
+        return self.wake
+
+    def tick(self, now: float) -> None:
+        self.wake = None
+
+
+def test_a_plan_holding_the_input_with_nothing_outstanding_does_not_end_the_job() -> None:
+    # The engine once took "nothing outstanding" for "finished": auto, holding the input
+    # while it measured, ended a map of 8 items after 1 result.
+    from manyhands.backends.serial import SerialBackend
+
+    plan = _HoldingPlan(SerialBackend(workers=1))
+    job = Job(lambda x: x * 2, "map")
+    results = [
+        r for chunk in execute(plan, job, range(5), ordered=True, chunksize=1) for r in chunk
+    ]
+    assert results == [0, 2, 4, 6, 8]
+    assert plan.sent_count == 5

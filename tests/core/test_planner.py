@@ -270,3 +270,23 @@ def test_one_cpu_never_starts_processes(cpus: int) -> None:
     (decision,) = harness.plan.decisions
     assert decision.backend == "serial"
     assert "process" not in harness.opened
+
+
+def test_a_probe_that_ends_during_the_meter_falls_back_to_two_items() -> None:
+    harness = Harness(meter_rate=1.0)
+    cpu_heavy_probe(harness)
+    (meter,) = harness.meters
+    meter.rate = None  # still measuring
+    assert harness.plan.place() is None  # nothing beside the probe while the meter runs
+    assert harness.plan.wake_at() is not None  # the engine waits for the planner's timer
+    probe = harness.plan._probe
+    assert probe is not None
+    placement = Placement(harness.opened["thread"], "thread", 0.005, 1)
+    harness.plan.finished(probe, placement, ChunkOutcome([0], [], 0.04, 0.04, "t"))
+    meter.rate = 1.0  # measured alone, after the probe ended: it says nothing
+    harness.clock.now += 0.02
+    harness.plan.tick(harness.clock.now)
+    assert harness.plan.decisions == []
+    first, second = harness.send(), harness.send()
+    assert first is not None
+    assert second is not None  # two items at once instead

@@ -308,8 +308,12 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        """Everything delivered and nothing more will be submitted."""
-        return not self._slots
+        """Everything delivered and nothing more will be submitted.
+
+        Not merely "nothing outstanding": a plan may hold the input for a while with nothing
+        in flight (auto, while it measures), and the job then goes on at its timer.
+        """
+        return not self._slots and (self._exhausted or self._failed)
 
     # -- submitting ----------------------------------------------------------------------
 
@@ -329,6 +333,10 @@ class Run:
             if self._slots and self._short_of_memory():
                 break  # one slot always runs: a job slows down, it never stalls
             placement = plan.place()
+            if placement is None and not self._slots and plan.wake_at() is None:
+                # Holding with nothing outstanding and no timer of its own would stall the
+                # job for good: a plan must always place a chunk it is made to.
+                placement = plan.place(force=True)
             if placement is None:
                 break  # the plan holds the input: nothing more may be in flight now
             self._chunker.retarget(workers=placement.workers, target=placement.target)
