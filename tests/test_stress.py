@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -50,3 +51,21 @@ def test_map_agrees_with_a_loop(
 def test_process_pool_map_agrees_with_a_loop(items: list[int], chunksize: int | None) -> None:
     with mh.Pool(backend="process", workers=2) as pool:
         assert pool.map(workloads.square, items, chunksize=chunksize) == [x * x for x in items]
+
+
+def cpu_for(x: int) -> int:
+    """A few to a few tens of milliseconds of pure-Python CPU, by item."""
+    deadline = time.thread_time() + 0.002 * (1 + x % 12)
+    while time.thread_time() < deadline:
+        pass
+    return x
+
+
+def test_auto_returns_every_item_exactly_once_over_repeated_runs() -> None:
+    # auto moves a job between phases (probe, GIL test, hedge in this thread, processes,
+    # reviews) on timing that varies from run to run; whatever path a run takes, every item
+    # comes back once, in order. Repeated: one run proves little about races.
+    for run in range(6):
+        items = list(range(40 + run))
+        assert mh.map(cpu_for, items) == items
+        assert mh.map(workloads.waits_then_computes, range(12)) == list(range(12))
