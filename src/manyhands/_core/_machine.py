@@ -11,7 +11,8 @@ are measured here, never assumed from another machine:
 * ``transfer_rate``: bytes per second through pickle and back, measured once, on first need,
   on a 1 MiB buffer (about a millisecond).
 
-Each is refined by what real jobs observe (the median of the recent observations), and
+Each is refined by what real jobs observe (the median of the recent observations; for the
+hand-off, their least: load only ever adds to it), and
 ``process_start`` is kept across processes in a small JSON file under the user's cache folder
 (keyed by interpreter and machine), so that a new process does not start from nothing.
 The file is never required: a missing, unreadable or unwritable cache only means the figure
@@ -56,8 +57,11 @@ class Machine:
 
     @property
     def handoff(self) -> float | None:
+        """The least of the recent observations: a hand-off is never faster than it costs,
+        and a loaded moment only adds to it (a median of loaded probes once made 30 ms items
+        look too short to hand to a thread)."""
         with self._lock:
-            return _median(self._handoff)
+            return min(self._handoff) if self._handoff else None
 
     @property
     def process_start(self) -> float | None:
