@@ -127,3 +127,12 @@ def test_a_backlog_that_persists_grows_again_once_the_far_end_has_room() -> None
     limits, _, _ = simulate(scaling_server, ticks=1200)
     assert max(limits[:190]) <= 64  # held back while the server was the limit
     assert limits[-1] >= 128  # and grown again after it scaled out
+
+
+def test_littles_law_from_finished_items_raises_a_cold_start() -> None:
+    # A cold first request (imports, a first connection) said 8; finished items say 100.
+    controller = ConcurrencyController(start=8, cap=1024)
+    assert controller.at_least(littles_law_width(0.05, 0.0005, cap=1024)) == 100
+    assert controller.at_least(50) == 100  # never lowers it
+    controller.saturated = True
+    assert controller.at_least(400) == 100  # not while the GIL is the limit

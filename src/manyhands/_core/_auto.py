@@ -84,6 +84,8 @@ MAX_REVISIONS = 3
 PROCESS_WAITING = 0.1
 #: Items in flight that waiting work starts with at most (Little's law may say fewer).
 THREAD_START = 64
+#: Finished items after which Little's law is taken again from them rather than the probe.
+LITTLE_SAMPLES = 16
 #: Seconds between the concurrency controller's ticks.
 TICK = 0.005
 #: Share of a core kept busy by the items' own threads at which the GIL is their limit.
@@ -570,6 +572,12 @@ class AutoPlan:
     def _tick_controller(self, now: float) -> None:
         controller = self._controller
         assert controller is not None
+        if self._done >= LITTLE_SAMPLES and self._cpu > 0:
+            # The probe was one item, perhaps cold: Little's law again, from finished items.
+            width = littles_law_width(
+                self._busy / self._done, self._cpu / self._done, cap=controller.cap
+            )
+            controller.at_least(min(width, 2 * THREAD_START))
         latency = self._tick_busy / self._tick_items if self._tick_items else None
         self._tick_items = 0
         self._tick_busy = 0.0

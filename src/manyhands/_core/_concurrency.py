@@ -88,6 +88,13 @@ class ConcurrencyController:
                 self.limit = min(ceiling, self.limit * 2)
         return self.limit
 
+    def at_least(self, width: int) -> int:
+        """Raise the limit to ``width`` (what Little's law says from finished items), unless
+        the GIL is the limit or a cut holds it back; return the limit."""
+        if not self.saturated and self._hold <= 0 and width > self.limit:
+            self.limit = min(self.cap, width)
+        return self.limit
+
     def _maybe_check(self, now: float, completed: int) -> None:
         assert self._check is not None
         since, done_then, limit_then, throughput_then = self._check
