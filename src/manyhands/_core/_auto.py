@@ -180,7 +180,6 @@ class AutoPlan:
         self._started = 0  # items started since the job began (for what remains)
         self._next_review = 0.0
         self._controller: ConcurrencyController | None = None
-        self._tick_done = 0
         self._tick_busy = 0.0
         self._tick_items = 0
         self._process_workers = 0
@@ -479,7 +478,6 @@ class AutoPlan:
             # some input unstarted for a few ticks, so that a revision can still move it.
             start = min(littles_law_width(wall, cpu, cap=cap), THREAD_START)
             self._controller = ConcurrencyController(start=start, cap=cap, interval=TICK)
-            self._tick_done = 0
         if decision.backend == "process":
             self._process_workers = decision.workers or self._machine.cpus
             self._answered = False
