@@ -351,12 +351,7 @@ class Pool(Executor):
     # -- backends ----------------------------------------------------------------------
 
     def _backend(self, kind: str) -> Backend:
-        with self._lock:
-            if self._closed:
-                raise PoolClosedError(
-                    "this Pool has been shut down; create a new Pool, or do the work inside "
-                    "its `with` block"
-                )
+        """The Pool's backend ``kind`` (``Backends.open`` refuses once the Pool is shut down)."""
         # dask takes the cluster's size when workers= is not given
         workers = self._workers or (None if kind == "dask" else default_workers(kind))
         return self._backends.open(kind, workers, eager=True)

@@ -91,8 +91,6 @@ TICK = 0.005
 #: Share of a core kept busy by the items' own threads at which the GIL is their limit.
 GIL_SATURATED = 0.85
 
-_TARGET = {"serial": 0.01, "thread": 0.005, "process": 0.05, "asyncio": 0.005}
-
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -531,7 +529,8 @@ class AutoPlan:
         if placement is None:
             workers = self._backend_workers(kind)
             backend = self._open(kind, workers)
-            placement = Placement(backend, kind, _TARGET.get(kind, 0.01), workers)
+            target = backend.capabilities.chunk_target  # each backend's own, as FixedPlan's
+            placement = Placement(backend, kind, target, workers)
             self._placements[kind] = placement
         return placement
 

@@ -139,20 +139,30 @@ def execute(
         indexed=indexed,
     )
     try:
-        while True:
-            if run.fill():
-                yield from run.due()
-                continue
-            if run.finished:
-                return
-            try:
-                chunk, outcome = inbox.get(timeout=run.next_timer())
-            except queue.Empty:
-                yield from run.fire()
-                continue
-            yield from run.accept(chunk, outcome)
+        yield from _drive(run, inbox)
     finally:
         run.close()
+
+
+def _drive(
+    run: Run,
+    inbox: queue.SimpleQueue[tuple[Chunk, ChunkOutcome]],
+    stop: Callable[[], bool] = lambda: False,
+) -> Iterator[list[Any]]:
+    """The synchronous driver's loop: submit, wait for an outcome or the next timer, yield
+    what is due; until the run is finished, or ``stop()`` says so."""
+    while not stop():
+        if run.fill():
+            yield from run.due()
+            continue
+        if run.finished:
+            return
+        try:
+            chunk, outcome = inbox.get(timeout=run.next_timer())
+        except queue.Empty:
+            yield from run.fire()
+            continue
+        yield from run.accept(chunk, outcome)
 
 
 def decide_only(
@@ -173,28 +183,15 @@ def decide_only(
         plan,
         job,
         items,
-        report=lambda c, o: inbox.put((c, o)),
+        report=lambda chunk, outcome: inbox.put((chunk, outcome)),
         ordered=True,
         chunksize=chunksize,
         policy=policy,
     )
     try:
-        while not plan.decisions:
-            if run.fill():
-                for _ in run.due():
-                    pass
-                continue
-            if run.finished:
-                return None
-            try:
-                chunk, outcome = inbox.get(timeout=run.next_timer())
-            except queue.Empty:
-                for _ in run.fire():
-                    pass
-                continue
-            for _ in run.accept(chunk, outcome):
-                pass
-        return plan.decisions[0]
+        for _ in _drive(run, inbox, stop=lambda: bool(plan.decisions)):
+            pass  # results are dropped: only the decision is wanted
+        return plan.decisions[0] if plan.decisions else None
     finally:
         run.close()
 
