@@ -73,7 +73,8 @@ class DaskCluster:
             subprocess.Popen(
                 [
                     *(dask, "scheduler", "--host", "127.0.0.1", "--port", "0"),
-                    *("--no-dashboard", "--scheduler-file", str(scheduler_file)),
+                    *("--no-dashboard", "--dashboard-address", "127.0.0.1:0"),
+                    *("--scheduler-file", str(scheduler_file)),
                 ],
                 **common,
             )
@@ -84,6 +85,7 @@ class DaskCluster:
                     [
                         *(dask, "worker", "--scheduler-file", str(scheduler_file)),
                         *("--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"),
+                        *("--dashboard-address", "127.0.0.1:0"),
                         *("--name", f"worker-{number}", "--local-directory", str(directory)),
                     ],
                     **common,

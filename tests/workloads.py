@@ -253,3 +253,35 @@ def marked_gate(args: tuple[str, int]) -> int:
         while not (Path(folder) / "open").exists():
             time.sleep(0.005)  # waits on a file the test creates
     return x * x
+
+
+#: The pid below which ``listening_sockets`` looks: the test that started the job's process.
+SOCKETS_BELOW = "MANYHANDS_TEST_SOCKETS_BELOW"
+
+
+def listening_sockets(_: Any) -> list[list[Any]]:
+    """Every listening socket of the process tree the job runs in, as [ip, port, pid].
+
+    The tree's root is this process's ancestor whose parent is the pid in
+    ``$MANYHANDS_TEST_SOCKETS_BELOW`` (the test), so a worker reports the caller's whole tree:
+    itself, its siblings, a local cluster's scheduler and nannies.
+    """
+    import psutil
+
+    below = int(os.environ[SOCKETS_BELOW])
+    root = psutil.Process()
+    while root.ppid() != below:
+        root = root.parent()
+        assert root is not None, f"pid {below} is not an ancestor of {os.getpid()}"
+    found = []
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            sockets = process.net_connections(kind="inet")
+        except psutil.NoSuchProcess:
+            continue
+        found += [
+            [s.laddr.ip, s.laddr.port, process.pid]
+            for s in sockets
+            if s.status == psutil.CONN_LISTEN
+        ]
+    return found

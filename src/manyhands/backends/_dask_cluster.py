@@ -1,8 +1,10 @@
 """A Dask cluster of manyhands' own on 127.0.0.1, for ``backend="dask"`` without an address.
 
 One ``dask scheduler`` and one ``dask worker --nworkers N --nthreads 1`` run as subprocesses of
-the caller, listening on the loopback interface only (the dashboard too), and are stopped by
-their pids when the call ends.
+the caller, listening on the loopback interface only (the dashboard and each worker's HTTP
+server too: Dask binds those to every interface unless told an address), and are stopped by
+their pids when the call ends. Once the workers have joined, ``exposed`` lists what the
+processes actually listen on, and a cluster with a socket elsewhere is stopped, not used.
 
 Why not ``distributed.LocalCluster``: its workers are started with multiprocessing's *spawn*,
 which imports the caller's ``__main__`` again in every worker. A script without an
@@ -31,7 +33,7 @@ from typing import IO, Any
 
 from .._errors import ClusterUnavailable
 
-__all__ = ["LoopbackCluster"]
+__all__ = ["LoopbackCluster", "is_loopback"]
 
 #: Seconds the scheduler may take to write its address, and the workers to join it.
 START_TIMEOUT = 60.0
@@ -72,7 +74,8 @@ class LoopbackCluster:
             self._spawn(
                 ["distributed.cli.dask_worker", "--scheduler-file", scheduler_file],
                 ["--nworkers", str(workers), "--nthreads", "1", "--host", "127.0.0.1"],
-                ["--no-dashboard", "--local-directory", self._dir],
+                ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"],
+                ["--local-directory", self._dir],
                 # Each worker imports what runs chunks as it starts, not during the first one.
                 ["--preload-nanny", _WATCHDOG, "--preload", "manyhands.backends._dask_task"],
                 env=env,
@@ -87,6 +90,35 @@ class LoopbackCluster:
         self.dashboard: str | None = (
             f"http://127.0.0.1:{dashboard}/status" if dashboard is not None else None
         )
+
+    def exposed(self) -> list[str]:
+        """The listening sockets of the cluster's processes not on a loopback address.
+
+        Dask opens more than it is told to: with ``--host 127.0.0.1 --no-dashboard`` every
+        worker still served its health and metrics routes on ``0.0.0.0`` (distributed
+        2026.8), and a user's Dask configuration reaches these processes too. So what the
+        processes actually listen on is checked, not assumed. Each entry reads
+        ``"0.0.0.0:43159 (pid 24160)"``. A process that has exited, or whose sockets the
+        platform does not show to us, is skipped.
+        """
+        import psutil
+
+        found = []
+        for _, proc in self._procs:
+            try:
+                root = psutil.Process(proc.pid)
+                tree = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for process in tree:
+                try:
+                    sockets = process.net_connections(kind="inet")
+                except psutil.Error:
+                    continue
+                for sock in sockets:
+                    if sock.status == psutil.CONN_LISTEN and not is_loopback(sock.laddr.ip):
+                        found.append(f"{sock.laddr.ip}:{sock.laddr.port} (pid {process.pid})")
+        return found
 
     @property
     def pids(self) -> list[int]:
@@ -156,6 +188,20 @@ class LoopbackCluster:
         with contextlib.suppress(OSError):
             self._log.close()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def is_loopback(ip: str) -> bool:
+    """Whether a socket bound to ``ip`` is reachable only from this machine.
+
+    ``0.0.0.0`` and ``::`` (every interface) are not; ``::ffff:127.0.0.1`` (IPv4 inside IPv6)
+    is, and a zone such as ``fe80::1%eth0`` is dropped before parsing.
+    """
+    import ipaddress
+
+    address = ipaddress.ip_address(ip.partition("%")[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def _terminate(proc: subprocess.Popen[bytes], *, grace: float) -> None:

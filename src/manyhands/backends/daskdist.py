@@ -202,6 +202,17 @@ class DaskBackend:
         except BaseException:
             cluster.stop()
             raise
+        exposed = cluster.exposed()
+        if exposed:
+            client.close()
+            cluster.stop()
+            raise ClusterUnavailable(
+                "the local Dask cluster listened beyond the loopback interface, on "
+                f"{', '.join(exposed)}, so manyhands stopped it before sending it anything. "
+                "A Dask setting (a DASK_* environment variable or a file under "
+                "~/.config/dask) probably asks for it; to serve other machines, start the "
+                "cluster yourself and pass address='tcp://host:8786'"
+            )
         log.info(
             "manyhands: started a local Dask cluster: scheduler %s, dashboard %s, "
             "%d single-threaded workers; it stops when the call (or the Pool) ends",
