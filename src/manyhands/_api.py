@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, overload
 
 from ._core._decision import Decision
 from ._core._engine import known_length
-from ._core._failure import Retry
 from ._options import (
     RunOptions,
     check_backend,
@@ -19,9 +17,10 @@ from ._options import (
     check_where,
     default_workers,
 )
-from ._pool import Backends, Target, _flatten, arun_chunks, auto_target, collect, run_chunks
+from ._run import Backends, Target, arun_chunks, auto_target, collect, flatten, run_chunks
 
 if TYPE_CHECKING:
+    from ._core._failure import Retry
     from ._core._task import Mode
 
 __all__ = ["aimap", "amap", "explain", "imap", "istarmap", "map", "starmap"]
@@ -188,7 +187,7 @@ def imap(
         client=client,
         indexed=indexed,
     )
-    return _flatten(_one_call(call, "map"))
+    return flatten(_one_call(call, "map"))
 
 
 @overload
@@ -280,7 +279,7 @@ def istarmap(
         client=client,
         indexed=indexed,
     )
-    return _flatten(_one_call(call, "star"))
+    return flatten(_one_call(call, "star"))
 
 
 def starmap(
@@ -473,7 +472,7 @@ def explain(
     if decision is None:
         return Decision("serial", 1, 1, ("there are no items",))
     if options.chunksize is not None:
-        decision = dataclasses.replace(decision, chunksize=options.chunksize)
+        decision = decision._replace(chunksize=options.chunksize)
     return decision
 
 

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._core._engine import DEFAULT_POLICY, Policy
-from ._core._failure import Retry
 from ._core._task import Job
 from ._errors import ArgumentTypeError, ArgumentValueError, short_repr
 from ._system import available_cpus
 from .backends import BACKEND_NAMES
 
 if TYPE_CHECKING:
+    from ._core._failure import Retry
     from ._core._task import Mode
     from ._journal import Journal
 
@@ -32,8 +31,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class JournalOptions:
+class JournalOptions(NamedTuple):
     """Where a map records its finished items, and what a resumed run does with failures."""
 
     path: str
@@ -57,8 +55,7 @@ class JournalOptions:
 BACKEND_CHOICES: tuple[str, ...] = BACKEND_NAMES
 
 
-@dataclass(frozen=True)
-class RunOptions:
+class RunOptions(NamedTuple):
     """The per-call options of map/imap/starmap, checked."""
 
     ordered: bool = True
@@ -208,6 +205,10 @@ def check_memory_floor(memory_floor: object) -> int | None:
 
 
 def check_retries(retries: object) -> Retry | None:
+    if retries == 0 and type(retries) is int:
+        return None  # the default: Retry's module (and dataclasses) is imported only if used
+    from ._core._failure import Retry
+
     if isinstance(retries, Retry):
         return retries if retries.attempts > 1 else None
     if isinstance(retries, bool) or not isinstance(retries, int):

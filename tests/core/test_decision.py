@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ BASE = Evidence(
 
 
 def evidence(**changes: Any) -> Evidence:
-    return dataclasses.replace(BASE, **changes)
+    return BASE._replace(**changes)
 
 
 def test_coroutines_go_to_asyncio() -> None:
@@ -47,7 +46,7 @@ def test_tiny_items_measured_over_many_go_to_processes_when_they_pay() -> None:
         seconds_per_item=20e-6, cpu_per_item=20e-6, items=10**6, handoff=50e-6, samples=5000
     )
     assert decide(many).backend == "process"
-    assert decide(dataclasses.replace(many, items=1000)).backend == "serial"
+    assert decide(many._replace(items=1000)).backend == "serial"
 
 
 def test_a_short_waiting_item_is_not_worth_a_thread() -> None:
@@ -65,8 +64,8 @@ def test_c_code_that_releases_the_gil_goes_to_threads() -> None:
 def test_the_measured_start_up_decides_whether_processes_pay() -> None:
     # 20 x 10 ms of CPU: worth processes where they start in 20 ms, not where they take 0.5 s.
     work = evidence(seconds_per_item=0.01, cpu_per_item=0.01, items=20)
-    assert decide(dataclasses.replace(work, process_start=0.02)).backend == "process"
-    slow = decide(dataclasses.replace(work, process_start=0.5))
+    assert decide(work._replace(process_start=0.02)).backend == "process"
+    slow = decide(work._replace(process_start=0.5))
     assert slow.backend == "serial"
     assert "start-up 500.0 ms, measured" in slow.reasons[-1]
     unmeasured = decide(work)  # until measured, a fresh interpreter's usual start-up
@@ -84,7 +83,7 @@ def test_waiting_work_goes_to_adaptive_threads() -> None:
 def test_explicit_workers_win() -> None:
     assert decide(evidence(), workers=7).workers == 7
     cpu_bound = evidence(cpu_per_item=0.05)
-    assert decide(cpu_bound, workers=3) == dataclasses.replace(decide(cpu_bound, workers=3))
+    assert decide(cpu_bound, workers=3) == decide(cpu_bound, workers=3)  # a value: compares
     assert decide(cpu_bound, workers=3).workers == 3
 
 
@@ -138,13 +137,13 @@ def test_when_processes_are_out_cpu_work_stays_serial(changes: dict[str, Any], w
 def test_a_long_running_cpu_probe_bets_on_processes() -> None:
     still_running = evidence(seconds_per_item=0.01, cpu_per_item=0.01, items=8, complete=False)
     assert decide(still_running).backend == "process"
-    assert decide(dataclasses.replace(still_running, items=2)).backend == "serial"
+    assert decide(still_running._replace(items=2)).backend == "serial"
 
 
 def test_decision_is_a_frozen_readable_record() -> None:
     decision = decide(evidence(cpu_per_item=0.049))
     assert isinstance(decision, Decision)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         decision.backend = "thread"  # type: ignore[misc]
     assert decision.evidence["cpu_ratio"] == pytest.approx(0.98)
     with pytest.raises(TypeError):

@@ -30,6 +30,7 @@ def test_core_imports_no_backend_and_nothing_above_it() -> None:
             assert module not in {
                 ".._api",
                 ".._pool",
+                ".._run",
                 ".._options",
                 ".._progress",
                 ".._journal",
@@ -76,7 +77,16 @@ def test_auto_is_a_stage_of_the_engine_not_a_backend() -> None:
 
 def test_layers_import_only_downwards() -> None:
     # Backends use _core (and the leaf modules beside it), never the layers that compose them.
-    above = {".._api", ".._pool", ".._options", ".._progress", ".._journal", ".._cli", ".._stats"}
+    above = {
+        ".._api",
+        ".._pool",
+        ".._run",
+        ".._options",
+        ".._progress",
+        ".._journal",
+        ".._cli",
+        ".._stats",
+    }
     for path in (PACKAGE / "backends").glob("*.py"):
         for module in imported_modules(path):
             assert module not in above, (path.name, module)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import sys
 import threading
 import time
@@ -57,7 +56,7 @@ from ._decision import (
 from ._machine import Machine, machine
 from ._plan import Placement
 from ._protocol import Backend
-from ._task import Chunk, ChunkOutcome, Job
+from ._task import Chunk, ChunkOutcome, Job, is_coroutine_function
 
 __all__ = ["AutoPlan", "Opener", "pickled_size"]
 
@@ -181,7 +180,7 @@ class AutoPlan:
         self._tick_busy = 0.0
         self._tick_items = 0
         self._process_workers = 0
-        if inspect.iscoroutinefunction(job.fn):
+        if is_coroutine_function(job.fn):
             self._adopt(decide(self._evidence(0.0, 0.0, coroutine=True), workers=workers))
 
     # -- the Plan protocol ---------------------------------------------------------------

@@ -23,11 +23,10 @@ The rules, in order:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 __all__ = ["ASYNC_TASKS", "IO_THREAD_CAP", "UNMEASURED_START", "Decision", "Evidence", "decide"]
 
@@ -51,8 +50,7 @@ ASYNC_TASKS = 1024
 UNMEASURED_START = 0.05
 
 
-@dataclass(frozen=True)
-class Evidence:
+class Evidence(NamedTuple):
     """What was measured of a job and this machine before deciding (per item, in seconds)."""
 
     coroutine: bool
@@ -113,8 +111,7 @@ class Evidence:
         )
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """Where a job runs and why: ``backend``, ``workers``, ``chunksize``, reasons, evidence.
 
     ``workers`` is None when threads adapt their number to the work (waiting work under
@@ -128,9 +125,7 @@ class Decision:
     workers: int | None
     chunksize: int
     reasons: tuple[str, ...]
-    evidence: Mapping[str, float | int | bool | None] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    evidence: Mapping[str, float | int | bool | None] = MappingProxyType({})
     revised: bool = False
 
     def __str__(self) -> str:
@@ -154,8 +149,7 @@ def decide(
     decision = _decide(evidence, workers=workers, revised=revised)
     if not stoppable or decision.backend != "serial":
         return decision
-    return dataclasses.replace(
-        decision,
+    return decision._replace(
         backend="thread",
         workers=workers or evidence.cpus,
         reasons=(

@@ -39,22 +39,24 @@ from __future__ import annotations
 import heapq
 import itertools
 import queue
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._errors import RemoteError, RemoteTraceback, TaskTimeout, add_note, short_repr
 from . import _log
 from ._chunking import Chunker
 from ._decision import Decision
 from ._events import Listener
-from ._failure import Failure, Retry
 from ._plan import Placement, Plan, as_plan
 from ._protocol import Backend
 from ._store import Store
 from ._task import Chunk, ChunkOutcome, ItemError, Job
+
+if TYPE_CHECKING:
+    import random
+
+    from ._failure import Failure, Retry
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -81,8 +83,7 @@ FLUSH_AFTER = 0.05
 MAX_RECALL_BATCH = 8192
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     """What happens to a failing item: raise or return it, retry it, bound its time."""
 
     errors: str = "raise"
@@ -269,7 +270,7 @@ class Run:
         self._listeners = listeners
         self._policy = policy
         self._clock = clock
-        self._rng = rng or random.Random()
+        self._rng = rng
         self._total = known_length(items)
         self._iterator = iter(items)
         # Per-item deadlines need one item per chunk: a chunk's start is then its item's.
@@ -531,6 +532,10 @@ class Run:
         self._attempts[index] = attempts
         retry = self._policy.retry
         if retry is not None and not self._failed and retry.allows(error.exception, attempts):
+            if self._rng is None:
+                import random
+
+                self._rng = random.Random()
             self._arm(self._clock() + retry.delay(attempts, self._rng), "retry", (slot, offset))
             return 0
         item = slot.items[offset]
@@ -690,6 +695,8 @@ def _deliver(slot: _Slot, indexed: bool) -> Iterator[list[Any]]:
 
 
 def _failure(error: ItemError, index: int, item: Any, attempts: int) -> Failure:
+    from ._failure import Failure  # dataclasses, imported when an item first fails for good
+
     exception = error.exception
     return Failure(
         index=index,

@@ -6,16 +6,14 @@ statistics live once, in the engine above it; a backend only decides *where* a c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ._task import Chunk
 
 __all__ = ["Backend", "Capabilities"]
 
 
-@dataclass(frozen=True)
-class Capabilities:
+class Capabilities(NamedTuple):
     """What the engine needs to know about a backend to drive it well."""
 
     #: ``submit`` runs the chunk in the caller's thread before it returns (serial).

@@ -9,9 +9,10 @@ becomes final is ``record``ed; the engine decides when buffered records are writ
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from ._failure import Failure
+if TYPE_CHECKING:
+    from ._failure import Failure
 
 __all__ = ["Recalled", "Store"]
 

@@ -29,6 +29,7 @@ __all__ = [
     "ItemError",
     "Job",
     "failed_outcome",
+    "is_coroutine_function",
     "item_error",
     "qualified_name",
     "run_chunk",
@@ -332,3 +333,20 @@ def str_or_repr(exc: BaseException) -> str:
             return repr(exc)
         except Exception:
             return f"<{type(exc).__qualname__}>"
+
+
+_FUNCTION = type(str_or_repr)
+#: ``inspect.CO_COROUTINE``: the flag of an ``async def`` function's code.
+_CO_COROUTINE = 0x80
+
+
+def is_coroutine_function(fn: object) -> bool:
+    """``inspect.iscoroutinefunction(fn)``, without importing ``inspect`` (17 ms here) for
+    the usual case: a plain function, read from its code flags, or a builtin."""
+    if type(fn) is _FUNCTION and not hasattr(fn, "_is_coroutine_marker"):  # 3.12's marker
+        return bool(fn.__code__.co_flags & _CO_COROUTINE)
+    if type(fn) is type(len):
+        return False
+    import inspect
+
+    return inspect.iscoroutinefunction(fn)
