@@ -116,7 +116,8 @@ def test_threads_chosen_for_waiting_are_revised_when_the_gil_stays_busy() -> Non
     with mh.Pool() as pool:
         assert pool.map(workloads.waits_then_computes, range(100)) == list(range(100))
         decisions = pool.statistics().decisions
-    assert [(d.backend, d.revised) for d in decisions] == [("thread", False), ("process", True)]
+    made = [(d.backend, d.revised) for d in decisions]
+    assert made == [("thread", False), ("process", True)], "\n".join(map(str, decisions))
 
 
 def test_a_pools_auto_jobs_reuse_the_backends_they_opened() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, overload
 
 from ._core._decision import Decision
 from ._core._engine import known_length
+from ._core._records import NamedTuple, overload
 from ._options import (
     RunOptions,
     check_backend,
@@ -19,14 +19,17 @@ from ._options import (
 )
 from ._run import Backends, Target, arun_chunks, auto_target, collect, flatten, run_chunks
 
+TYPE_CHECKING = False  # typing stays off a first call's path: see _core/_records.py
 if TYPE_CHECKING:
+    from typing import Any, Literal, TypeVar
+
     from ._core._failure import Retry
     from ._core._task import Mode
 
-__all__ = ["aimap", "amap", "explain", "imap", "istarmap", "map", "starmap"]
+    T = TypeVar("T")
+    R = TypeVar("R")
 
-T = TypeVar("T")
-R = TypeVar("R")
+__all__ = ["aimap", "amap", "explain", "imap", "istarmap", "map", "starmap"]
 
 
 def map(

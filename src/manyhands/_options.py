@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._core._engine import DEFAULT_POLICY, Policy
+from ._core._records import NamedTuple
 from ._core._task import Job
 from ._errors import ArgumentTypeError, ArgumentValueError, short_repr
 from ._system import available_cpus
 from .backends import BACKEND_NAMES
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._core._failure import Retry
     from ._core._task import Mode
     from ._journal import Journal

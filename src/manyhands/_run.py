@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
 
 from ._core._engine import execute, known_length
 from ._core._events import Listener
@@ -20,8 +19,10 @@ from ._errors import PoolClosedError
 from ._options import RunOptions
 from .backends import create
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
+    from typing import Any
 
     from ._core._task import Mode
     from ._journal import Journal

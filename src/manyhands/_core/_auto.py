@@ -38,7 +38,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
 
 from . import _log
 from ._concurrency import ConcurrencyController, littles_law_width
@@ -57,6 +56,12 @@ from ._machine import Machine, machine
 from ._plan import Placement
 from ._protocol import Backend
 from ._task import Chunk, ChunkOutcome, Job, is_coroutine_function
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["AutoPlan", "Opener", "pickled_size"]
 
@@ -89,9 +94,6 @@ LITTLE_SAMPLES = 16
 TICK = 0.005
 #: Share of a core kept busy by the items' own threads at which the GIL is their limit.
 GIL_SATURATED = 0.85
-
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _promptly(method: F) -> F:
@@ -399,18 +401,19 @@ class AutoPlan:
         if items is None:  # the input's length for a first decision; what is left for a revision
             items = self._remaining() if self.decisions or self._total is None else self._total
         remaining = items
-        start = m.process_start
         # Pickling is measured only where processes are a candidate (it imports cloudpickle
         # and copies the function's closure): CPU-bound, more work left than starting them.
         short = wall < HANDOFFS_PER_ITEM * (m.handoff or 0.0)
-        candidate = (
+        could = (
             (samples >= FEW_SAMPLES if short else heavy)
             and m.cpus >= 2
             and m.gil_enabled
             and not coroutine
             and scale is not True
-            and cpu * remaining > (UNMEASURED_START if start is None else start)
         )
+        # The start-up figure is read from the cache file only where it can matter.
+        start = m.process_start if could else m.process_start_seen
+        candidate = could and cpu * remaining > (UNMEASURED_START if start is None else start)
         picklable: bool = True
         item_bytes: int | None = 0
         if candidate:

@@ -26,7 +26,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+
+from ._records import NamedTuple
 
 __all__ = ["ASYNC_TASKS", "IO_THREAD_CAP", "UNMEASURED_START", "Decision", "Evidence", "decide"]
 

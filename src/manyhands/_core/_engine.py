@@ -41,7 +41,6 @@ import itertools
 import queue
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._errors import RemoteError, RemoteTraceback, TaskTimeout, add_note, short_repr
 from . import _log
@@ -50,11 +49,14 @@ from ._decision import Decision
 from ._events import Listener
 from ._plan import Placement, Plan, as_plan
 from ._protocol import Backend
+from ._records import NamedTuple
 from ._store import Store
 from ._task import Chunk, ChunkOutcome, ItemError, Job
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import random
+    from typing import Any
 
     from ._failure import Failure, Retry
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from ._decision import Decision
+from ._records import Protocol
 
 __all__ = ["Listener"]
 

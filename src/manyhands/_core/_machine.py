@@ -66,6 +66,12 @@ class Machine:
     @property
     def process_start(self) -> float | None:
         self._load_cache()
+        return self.process_start_seen
+
+    @property
+    def process_start_seen(self) -> float | None:
+        """``process_start`` from what this process has seen, without reading the cache file
+        (which imports json: 9 ms on a first call that has no use for the figure)."""
         with self._lock:
             return _median(self._process_start)
 

@@ -12,10 +12,9 @@ and is only ever called from the engine's thread, so it needs no lock.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol, cast
-
 from ._decision import Decision
 from ._protocol import Backend
+from ._records import NamedTuple, Protocol
 from ._task import Chunk, ChunkOutcome
 
 __all__ = ["FixedPlan", "Placement", "Plan", "as_plan"]
@@ -99,5 +98,5 @@ class FixedPlan:
 def as_plan(target: Backend | Plan) -> Plan:
     """``target`` itself when it is a plan, else a ``FixedPlan`` over the backend."""
     if hasattr(target, "place"):
-        return cast(Plan, target)
+        return target  # type: ignore[return-value]  # a plan: it has place
     return FixedPlan(target)

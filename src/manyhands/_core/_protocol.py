@@ -6,9 +6,11 @@ statistics live once, in the engine above it; a backend only decides *where* a c
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from ._records import NamedTuple, Protocol
 
-from ._task import Chunk
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._task import Chunk
 
 __all__ = ["Backend", "Capabilities"]
 

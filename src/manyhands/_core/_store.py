@@ -9,9 +9,13 @@ becomes final is ``record``ed; the engine decides when buffered records are writ
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from ._records import NamedTuple, Protocol
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._failure import Failure
 
 __all__ = ["Recalled", "Store"]

@@ -7,11 +7,14 @@ and Ctrl-C or ``sys.exit`` inside the function propagate as they would from a lo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from .._core._protocol import Capabilities
 from .._core._task import Chunk, run_chunk
 from .._errors import add_note
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["SerialBackend"]
 

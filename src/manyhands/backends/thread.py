@@ -12,12 +12,15 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from .._core import _log
 from .._core._protocol import Capabilities
 from .._core._task import Chunk, failed_outcome, run_chunk
 from .._errors import PoolClosedError, add_note
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ThreadBackend"]
 
