@@ -550,8 +550,10 @@ def _target(call: _Call, backends: Backends) -> Target:
         workers = call.workers
     else:
         workers = _count(call.items, call.workers or default_workers(kind))
-    # Eager: the workers' start-up overlaps the pickling of the function and first items.
-    backend = backends.open(kind, workers, eager=True)
+    # Processes and Dask start every worker now: their start-up overlaps the pickling of the
+    # function and first items. Threads start as chunks arrive: starting 1,000 before the
+    # first chunk kept 1,000 sleeps of 50 ms waiting 0.23 s.
+    backend = backends.open(kind, workers)
     return lambda job, total: backend
 
 

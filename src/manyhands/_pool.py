@@ -269,7 +269,7 @@ class Pool(Executor):
         """The Pool's backend ``kind`` (``Backends.open`` refuses once the Pool is shut down)."""
         # dask takes the cluster's size when workers= is not given
         workers = self._workers or (None if kind == "dask" else default_workers(kind))
-        return self._backends.open(kind, workers, eager=True)
+        return self._backends.open(kind, workers)  # eager for processes and Dask only
 
 
 def _abandon(future: Future[Any]) -> None:

@@ -3,7 +3,7 @@
 A model says, for a concurrency limit, how long an item takes when nothing else limits it and
 how much CPU it needs; the simulation adds the GIL (one core for every item's CPU: beyond
 ``1 / cpu`` items a second, latency stretches) and ticks the controller every 5 ms of fake
-time with the counters a real run would show.
+time with the counters a real run would show (the running items' CPU rate among them).
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def simulate(
                 work_cpu=cpu,
                 latency=latency if finished > 0 else None,
                 backlog=backlog and pending,
+                # What the running items' threads use together, as AutoPlan reads it.
+                running_rate=throughput * cpu_per_item,
             )
         )
         if items is not None and completed >= items:
@@ -136,3 +138,31 @@ def test_littles_law_from_finished_items_raises_a_cold_start() -> None:
     assert controller.at_least(50) == 100  # never lowers it
     controller.saturated = True
     assert controller.at_least(400) == 100  # not while the GIL is the limit
+
+
+def test_growth_waits_for_the_gil_to_be_judged() -> None:
+    # Items that have just started have used no CPU, whatever they are about to do: growth
+    # waits until the GIL has been judged, from a window of ticks or the running items' rate.
+    controller = ConcurrencyController(start=64, cap=1024, interval=0.005)
+    assert controller.tick(now=0.005, completed=0, work_cpu=0.0, latency=None, backlog=True) == 64
+    grown = controller.tick(
+        now=0.010, completed=0, work_cpu=0.0, latency=None, backlog=True, running_rate=0.01
+    )
+    assert grown == 128
+
+
+def test_running_items_that_keep_the_gil_busy_stop_growth_at_once() -> None:
+    # Sixty-four items of 30 ms of Python started together finish two seconds later: the
+    # rate of the running ones, not the finished ones, says the GIL is the limit.
+    controller = ConcurrencyController(start=64, cap=1024, interval=0.005)
+    for tick in range(1, 20):
+        limit = controller.tick(
+            now=0.005 * tick,
+            completed=0,
+            work_cpu=0.0,
+            latency=None,
+            backlog=True,
+            running_rate=0.97,
+        )
+        assert limit == 64
+    assert controller.saturated

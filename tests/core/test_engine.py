@@ -208,3 +208,51 @@ def test_a_plan_holding_the_input_with_nothing_outstanding_does_not_end_the_job(
     ]
     assert results == [0, 2, 4, 6, 8]
     assert plan.sent_count == 5
+
+
+class _TickingPlan:
+    """Places every chunk on ``backend``; its timer is due from the start, and ``tick``
+    notes how many chunks had finished when it came."""
+
+    def __init__(self, backend: Any) -> None:
+        from manyhands._core._plan import Placement
+
+        self.decisions: list[Any] = []
+        self.placement = Placement(backend, "scripted", 0.01, 1)
+        self.wake: float | None = 0.0  # due at once
+        self.finished_count = 0
+        self.ticked_after: list[int] = []
+
+    def window(self) -> int:
+        return 8
+
+    def place(self, *, force: bool = False) -> Any:
+        return self.placement
+
+    def sent(self, chunk: Any, placement: Any) -> None:
+        del chunk, placement
+
+    def finished(self, chunk: Any, placement: Any, outcome: Any) -> None:
+        self.finished_count += 1
+
+    def wake_at(self) -> float | None:
+        return self.wake
+
+    def tick(self, now: float) -> None:
+        self.ticked_after.append(self.finished_count)
+        self.wake = None
+
+
+def test_timers_fire_while_outcomes_stream_in() -> None:
+    # Outcomes waiting in the inbox kept every timer from firing until they stopped: auto's
+    # thread controller went 150 ms without a tick while 250 threads streamed results (and
+    # an item's timeout would have waited as long). Here every submit completes at once, so
+    # the inbox is never empty until the input is.
+    plan = _TickingPlan(ScriptedBackend(release_at=1, order=list))
+    job = Job(lambda x: x + 1, "map")
+    results = [
+        r for chunk in execute(plan, job, range(200), ordered=True, chunksize=1) for r in chunk
+    ]
+    assert results == list(range(1, 201))
+    assert plan.ticked_after, "the plan's timer never fired"
+    assert plan.ticked_after[0] <= 1, plan.ticked_after

@@ -48,6 +48,9 @@ class ConcurrencyController:
         self.interval = interval
         #: The items kept the GIL busy over the last ticks: growth waits.
         self.saturated = False
+        #: ``saturated`` has been judged over a whole span: growth waits until then, since an
+        #: item that has just started has used no CPU yet, whatever it is about to do.
+        self._gil_judged = False
         self._cpu_samples: deque[tuple[float, float]] = deque()  # (time, work CPU)
         self._ceiling: int | None = None  # growth stays at or under this while _hold > 0
         self._hold = 0
@@ -64,16 +67,21 @@ class ConcurrencyController:
         work_cpu: float,
         latency: float | None,
         backlog: bool,
+        running_rate: float | None = None,
     ) -> int:
         """Take the counters at ``now``; return the new limit.
 
         ``completed`` and ``work_cpu`` are running totals (items finished, CPU seconds their
         own threads spent on them); ``latency`` is the mean seconds per item finished since the
         last tick (None if none finished); ``backlog`` says whether items wait for a slot.
+        ``running_rate``: CPU per second the items running now use together, where known.
         """
         if self._check is None:
             self._check = (now, completed, self.limit, None)
         self._track_gil(now, work_cpu)
+        if running_rate is not None:
+            self._gil_judged = True
+            self.saturated = self.saturated or running_rate >= GIL_SATURATED
         if latency is not None and latency > 0:
             if self._best_latency is None or latency < self._best_latency:
                 self._best_latency = latency
@@ -82,7 +90,7 @@ class ConcurrencyController:
                 self._check = (now, completed, self.limit, None)
                 return self.limit
         self._maybe_check(now, completed)
-        if backlog and not self.saturated and self.limit < self.cap:
+        if backlog and self._gil_judged and not self.saturated and self.limit < self.cap:
             ceiling = self.cap if self._hold <= 0 else (self._ceiling or self.cap)
             if self.limit < ceiling:
                 self.limit = min(ceiling, self.limit * 2)
@@ -122,6 +130,7 @@ class ConcurrencyController:
         then, cpu_then = samples[0]
         if now - then >= span * 0.999:
             self.saturated = (work_cpu - cpu_then) / (now - then) >= GIL_SATURATED
+            self._gil_judged = True
 
     def _cut(self, limit: int) -> None:
         """Go back to ``limit`` and stay there for a while; each failed try holds longer."""

@@ -166,6 +166,11 @@ def _drive(
             yield from run.fire()
             continue
         yield from run.accept(chunk, outcome)
+        if run.next_timer() == 0.0:
+            # Overdue: outcomes that arrive back to back would keep every timer waiting
+            # (auto's thread controller went 150 ms without a tick while 250 threads
+            # streamed results, and an item's timeout would have waited as long).
+            yield from run.fire()
 
 
 def decide_only(

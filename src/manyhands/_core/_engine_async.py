@@ -71,5 +71,8 @@ async def execute_async(
                 continue
             for results in run.accept(chunk, outcome):
                 yield results
+            if run.next_timer() == 0.0:  # overdue: see _drive
+                for results in run.fire():
+                    yield results
     finally:
         run.close()

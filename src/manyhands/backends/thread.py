@@ -49,8 +49,18 @@ class ThreadBackend:
         self._threads: list[threading.Thread] = []
         self._names = itertools.count(1)  # not len(_threads): abandoned threads leave it
         # Counts threads waiting for work: a new thread is started only when none is idle.
+        # A thread counts itself only when it finds the queue empty, not after each chunk: a
+        # thread that goes straight on to a queued chunk is not idle, and counting it so kept
+        # 1,000 waiting items on 300 threads when the window allowed 1,000.
         self._idle = threading.Semaphore(0)
         self._closed = False
+        # Threads beyond the first are started by the thread started before them, not by the
+        # caller: starting one costs 0.2-0.3 ms here, and a caller that started 500 at once
+        # could not take their results meanwhile. ``_wanted`` counts the threads still to
+        # start; ``_spawning`` is True while the chain runs (shutdown waits for its link).
+        self._wanted = 0
+        self._spawning = False
+        self._spawned = threading.Condition(self._lock)
         # A thread cannot be killed: one running a chunk past its deadline is abandoned (its
         # result will be ignored; it exits when the call returns) and replaced.
         self._running: dict[Chunk, threading.Thread] = {}
@@ -70,20 +80,60 @@ class ThreadBackend:
             if self._closed:
                 raise PoolClosedError("cannot submit work: this thread pool has been shut down")
             self._queue.put(chunk)
+            if self._idle.acquire(blocking=False):
+                return
             active = len(self._threads) - len(self._abandoned)
-            if not self._idle.acquire(blocking=False) and active < self._max_workers:
-                self._start_thread()
+            if active + self._wanted >= self._max_workers:
+                return
+            if self._spawning:
+                self._wanted += 1  # the thread being started starts it
+                return
+            self._spawning = True
+            self._new_thread(link=True).start()
 
     def _start_thread(self) -> None:
+        self._new_thread(link=False).start()
+
+    def _new_thread(self, *, link: bool) -> threading.Thread:
+        """A worker thread, counted among ours; the caller starts it (under the lock or
+        after it: shutdown joins only once the chain that may be starting one is over).
+        ``link``: it first starts the next wanted thread."""
         thread = threading.Thread(
             target=self._work,
+            args=(link,),
             name=f"manyhands-thread-{next(self._names)}",
             daemon=True,
         )
         self._threads.append(thread)
-        thread.start()
+        return thread
 
-    def _work(self) -> None:
+    def _spawn_next(self) -> None:
+        """The chain's next link: start the next wanted thread, or end the chain."""
+        with self._lock:
+            if self._wanted == 0 or self._closed:
+                self._wanted = 0
+                self._spawning = False
+                self._spawned.notify_all()
+                return
+            self._wanted -= 1
+            thread = self._new_thread(link=True)
+        try:
+            thread.start()
+        except RuntimeError as exc:  # "can't start new thread": a limit of the system
+            with self._lock:
+                self._threads.remove(thread)
+                self._wanted = 0
+                self._spawning = False
+                self._spawned.notify_all()
+            _log.warning(
+                "manyhands: could not start another worker thread (%s); going on with %d",
+                exc,
+                len(self._threads),
+            )
+
+    def _work(self, link: bool) -> None:
+        if link:
+            self._spawn_next()
         name = threading.current_thread().name
         init_error: BaseException | None = None
         if self._initializer is not None:
@@ -93,11 +143,14 @@ class ThreadBackend:
                 add_note(exc, f"manyhands: raised by the initializer in {name}")
                 init_error = exc
         while True:
-            chunk = self._queue.get()
+            try:
+                chunk = self._queue.get_nowait()
+            except queue.Empty:
+                self._idle.release()
+                chunk = self._queue.get()
             if chunk is _STOP:
                 return
             if not chunk.claim():
-                self._idle.release()
                 continue
             me = threading.current_thread()
             with self._lock:
@@ -126,7 +179,6 @@ class ThreadBackend:
             if abandoned:
                 return  # its chunk timed out long ago: nobody waits for this outcome
             chunk.complete(outcome)
-            self._idle.release()
 
     def stop(self, chunk: Chunk) -> None:
         """Abandon the thread running ``chunk`` and start another in its place."""
@@ -149,6 +201,8 @@ class ThreadBackend:
     def shutdown(self, *, cancel: bool) -> None:
         with self._lock:
             self._closed = True
+            while self._spawning:  # the chain's last link sees closed and ends it
+                self._spawned.wait()
             threads = list(self._threads)
             abandoned = set(self._abandoned)
         if cancel:
