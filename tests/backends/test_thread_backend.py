@@ -1,0 +1,73 @@
+"""The thread backend on its own: how many threads it starts, and when; what shutdown leaves.
+
+Chunks here block on a barrier, so "these ran at once" is a fact the test waits for, not a
+timing it hopes for. The ``no_leaks`` fixture (conftest) checks that no thread is left.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+from manyhands._core._task import Chunk, ChunkOutcome, Job
+from manyhands.backends.thread import ThreadBackend
+
+
+def _submit(backend: ThreadBackend, job: Job, count: int) -> queue.SimpleQueue[ChunkOutcome]:
+    outcomes: queue.SimpleQueue[ChunkOutcome] = queue.SimpleQueue()
+    for seq in range(count):
+        chunk = Chunk(job, seq, seq, [seq], report=lambda _c, outcome: outcomes.put(outcome))
+        backend.submit(chunk)
+    return outcomes
+
+
+def test_a_thread_that_went_on_to_a_queued_chunk_is_not_counted_idle() -> None:
+    # Three threads run three blocking chunks while three more wait in the queue. A thread
+    # used to count itself idle after every chunk it finished, so six "idle" threads were
+    # counted where three are, and later chunks found "idle" threads that were busy instead
+    # of starting new ones (1,000 waiting items ran on 300 threads). White-box: the count of
+    # idle threads is the backend's semaphore.
+    gate = threading.Event()
+    backend = ThreadBackend(workers=3)
+    try:
+        blocking = _submit(backend, Job(lambda x: gate.wait(30) and x, "map"), 3)
+        queued = _submit(backend, Job(lambda x: x, "map"), 3)  # at the cap: they wait
+        gate.set()
+        for outcomes in (blocking, queued):
+            for _ in range(3):
+                assert not outcomes.get(timeout=30).errors
+        deadline = time.monotonic() + 30
+        while backend._idle._value < 3 and time.monotonic() < deadline:
+            time.sleep(0.001)  # each thread counts itself just after its last outcome
+        assert backend._idle._value == 3
+    finally:
+        backend.shutdown(cancel=False)
+
+
+def test_no_thread_starts_before_work_arrives() -> None:
+    before = threading.active_count()
+    backend = ThreadBackend(workers=50)
+    try:
+        assert threading.active_count() == before
+    finally:
+        backend.shutdown(cancel=False)
+
+
+def test_shutdown_while_threads_are_still_being_started_leaves_none() -> None:
+    # The caller starts the first thread, each new thread the next: shutdown must wait for
+    # the start in progress, and the chain must stop there.
+    release = threading.Event()
+    backend = ThreadBackend(workers=200)
+    outcomes = _submit(backend, Job(lambda x: release.wait(30) and x, "map"), 200)
+    release.set()
+    backend.shutdown(cancel=False)
+    assert not any(t.name.startswith("manyhands-thread") for t in threading.enumerate())
+    done = 0
+    while True:
+        try:
+            outcomes.get_nowait()
+        except queue.Empty:
+            break
+        done += 1
+    assert done == 200  # shutdown(cancel=False) runs what was submitted
