@@ -166,3 +166,39 @@ def test_running_items_that_keep_the_gil_busy_stop_growth_at_once() -> None:
         )
         assert limit == 64
     assert controller.saturated
+
+
+def test_latency_stretched_by_a_busy_gil_is_not_shed() -> None:
+    # HTTP at 0.5 ms of CPU a request: the items' CPU hovered around 85% of a core, latency
+    # rose with it, and each tick below 85% cut a quarter: 1,024 to 4 in 0.8 s, held there.
+    controller = ConcurrencyController(start=1024, cap=1024, interval=0.005)
+    controller.tick(now=0.0, completed=0, work_cpu=0.0, latency=0.054, backlog=True)
+    for tick in range(1, 40):
+        controller.tick(
+            now=0.005 * tick,
+            completed=10 * tick,
+            work_cpu=0.7 * 0.005 * tick,
+            latency=0.09,
+            backlog=True,
+            running_rate=0.7,
+        )
+    assert controller.limit == 1024
+
+
+def test_a_saturated_far_end_is_cut_once_per_two_latencies() -> None:
+    controller = ConcurrencyController(start=256, cap=1024, interval=0.005)
+    controller.tick(now=0.0, completed=0, work_cpu=0.0, latency=0.05, backlog=True)
+    limits = [
+        controller.tick(
+            now=0.005 * tick,
+            completed=10 * tick,
+            work_cpu=0.0,
+            latency=0.2,
+            backlog=True,
+            running_rate=0.01,
+        )
+        for tick in range(1, 41)  # 0.2 s: the cuts come 0.1 s apart
+    ]
+    assert limits[0] == 192
+    assert limits[-1] == 144
+    assert set(limits) == {192, 144}
