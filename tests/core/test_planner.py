@@ -82,7 +82,11 @@ class Harness:
         return self.meters[-1]  # type: ignore[return-value]
 
     def open(self, kind: str, workers: int) -> FakeBackend:
-        return self.opened.setdefault(kind, FakeBackend(kind, workers))
+        """The backend ``kind`` of ``workers`` (the last one opened of each kind is kept)."""
+        backend = self.opened.get(kind)
+        if backend is None or backend.workers != workers:
+            backend = self.opened[kind] = FakeBackend(kind, workers)
+        return backend
 
     def send(self) -> tuple[Chunk, Placement] | None:
         placement = self.plan.place()
@@ -192,6 +196,28 @@ def test_gil_releasing_code_stays_on_threads() -> None:
     (decision,) = harness.plan.decisions
     assert (decision.backend, decision.workers) == ("thread", 2)
     assert decision.evidence["threads_scale"] is True
+
+
+def test_gil_releasing_code_is_not_pickled_and_keeps_two_chunks_per_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Pickling the function and an item (cloudpickle's import, a copy of an 8 MiB buffer)
+    # cost sha256 35 ms before the scaling test sent it to threads anyway; and one chunk per
+    # thread in flight made each thread wait for a round trip between items (40% slower).
+    from manyhands._core import _auto
+
+    pickled: list[object] = []
+    monkeypatch.setattr(_auto, "pickled_size", lambda value: pickled.append(value) or 1)
+    harness = Harness(meter_rate=1.9)
+    cpu_heavy_probe(harness)
+    harness.clock.now += 0.02
+    harness.plan.tick(harness.clock.now)
+    (decision,) = harness.plan.decisions
+    assert (decision.backend, decision.workers) == ("thread", 2)
+    assert pickled == []
+    sent = [harness.send() for _ in range(5)]
+    assert [s is not None for s in sent] == [True, True, True, False, False]  # the probe runs
+    assert harness.opened["thread"].workers == 2
 
 
 def test_short_items_are_tested_two_at_a_time() -> None:
