@@ -149,3 +149,12 @@ def test_decision_is_a_frozen_readable_record() -> None:
     with pytest.raises(TypeError):
         decision.evidence["cpus"] = 2  # type: ignore[index]
     assert str(decision).startswith("process (workers: 4")
+
+
+def test_short_items_that_two_threads_ran_at_once_go_to_threads() -> None:
+    # crc32 of 1 MiB: 0.3 ms an item, under two hand-offs; but the items travel in chunks,
+    # and the scaling test measured that two threads run the C code at once.
+    short = evidence(seconds_per_item=0.0003, cpu_per_item=0.0003, handoff=0.0002)
+    assert decide(short).backend == "serial"
+    decision = decide(short._replace(threads_scale=True))
+    assert (decision.backend, decision.workers) == ("thread", short.cpus)  # one per CPU

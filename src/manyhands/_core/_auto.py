@@ -74,7 +74,7 @@ CPU_EVIDENCE = 0.03
 #: Seconds of two threads running at once that tell whether they run in parallel.
 SCALE_SPAN = 0.02
 #: The work left must be this many times SCALE_SPAN for the test to be worth running.
-SCALE_WORTH = 10
+SCALE_WORTH = 2
 #: Two threads that use this many cores together (or this much more CPU per second than one
 #: alone) run in parallel: the GIL is released.
 SCALING = 1.4
@@ -330,9 +330,11 @@ class AutoPlan:
         cpu_heavy = evidence.cpu_ratio >= WAITING_RATIO
         # The test runs items on two threads for SCALE_SPAN: worth it only where the work left
         # is many times that (200,000 x x*x is 20 ms of work in all: the test would be most).
-        # A single cold item of a few microseconds says little: such work runs here first
-        # and is measured again in chunks (``decide``'s rule for short items).
-        short = wall < HANDOFFS_PER_ITEM * evidence.handoff
+        # A single cold item shorter than a hand-off says little: such work runs here first
+        # and is measured again in chunks (``decide``'s rule for short items). One longer
+        # than that is tested: its items travel in chunks, so a hand-off is paid per chunk
+        # (crc32 of 1 MiB, 0.3 ms an item, ran serial at 1.9x two threads' time).
+        short = wall < evidence.handoff
         worth_testing = cpu * self._remaining() >= SCALE_WORTH * SCALE_SPAN
         if (
             cpu_heavy

@@ -197,6 +197,16 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
     else:
         short = ""
     busy = f"CPU-bound ({evidence.cpu_ratio:.0%} of the time on the CPU)"
+    if evidence.threads_scale and evidence.cpu_ratio >= WAITING_RATIO:
+        # Measured, not guessed: short items too, since they travel to threads in chunks.
+        return made(
+            "thread",
+            workers or evidence.cpus,
+            0.005,
+            busy,
+            "two threads ran it at once (its C code releases the GIL): threads share memory "
+            "and need no pickling",
+        )
     if short and evidence.samples < FEW_SAMPLES:
         return made(
             "serial",
@@ -213,15 +223,6 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
             0.005,
             busy,
             "free-threaded Python with the GIL disabled: threads run Python in parallel",
-        )
-    if not short and evidence.threads_scale:
-        return made(
-            "thread",
-            workers or evidence.cpus,
-            0.005,
-            busy,
-            "two threads ran it at once (its C code releases the GIL): threads share memory "
-            "and need no pickling",
         )
     first = short or busy
     if evidence.cpus < 2 and workers is None:
