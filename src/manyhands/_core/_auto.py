@@ -93,6 +93,11 @@ LITTLE_SAMPLES = 16
 TICK = 0.005
 #: Share of a core kept busy by the items' own threads at which the GIL is their limit.
 GIL_SATURATED = 0.85
+#: Of its fastest time on threads, the CPU an item must use (with the GIL saturated) for
+#: threads chosen for waiting to be revised to processes. Not a half: the estimate counts
+#: running items as half done and lags, and the fastest time is stretched by the busy GIL
+#: (a review 0.8 s late found 29.8 ms of CPU an item against a half of 63 ms, too late).
+COMPUTING_SHARE = 0.25
 #: Running threads whose CPU time a controller tick reads at most.
 RUNNING_SAMPLE = 32
 
@@ -547,8 +552,9 @@ class AutoPlan:
             started = done + self._in_flight.get("thread", 0) / 2
             per_item = (self._process_time() - self._since_cpu) / started
             best = self._best_wall or wall
-            if cpu_rate >= GIL_SATURATED and per_item >= WAITING_RATIO * best:
-                # The GIL is the limit, and uncontended an item computes most of its time.
+            if cpu_rate >= GIL_SATURATED and per_item >= COMPUTING_SHARE * best:
+                # The GIL is the limit, and an item computes a good part of its fastest time
+                # (a request waiting 50 ms computes 1% of it: processes would not help).
                 evidence = self._evidence(per_item, per_item, scale=False, samples=done)
         if evidence is None:
             return
@@ -624,12 +630,17 @@ class AutoPlan:
         self._tick_items = 0
         self._tick_busy = 0.0
         running_cpu, running_rate = self._running_cpu(now)
+        # Growth only once what is in flight has started: more chunks queued behind threads
+        # still starting buy nothing yet, and the items not started have not shown what they
+        # do (a job whose first ten items slept put its ninety CPU-bound ones all on threads,
+        # where no revision could move them, before one of them had run).
+        waiting = sum(1 for chunk in self._on_threads if chunk.started_at is None)
         controller.tick(
             now=now,
             completed=self._done,
             work_cpu=self._cpu + running_cpu,
             latency=latency,
-            backlog=self._blocked,
+            backlog=self._blocked and waiting <= controller.limit // 4,
             running_rate=running_rate,
         )
         if self._blocked:
@@ -637,7 +648,7 @@ class AutoPlan:
 
     def _running_cpu(self, now: float) -> tuple[float, float | None]:
         """What the chunks running on threads have used: CPU seconds so far, and CPU per
-        second now, summed over them (None when none has run a tick yet).
+        second now, summed over them (None when none is running).
 
         Counted with the finished ones' so that the GIL shows as busy while items compute:
         sixty-four items of 30 ms of Python, started at once, all finish two seconds later,
@@ -648,7 +659,7 @@ class AutoPlan:
         alike.
         """
         total = rate = 0.0
-        read = rated = running = 0
+        read = running = 0
         for chunk in self._on_threads:
             ident = chunk.thread
             started = chunk.started_at
@@ -661,12 +672,14 @@ class AutoPlan:
                     used = max(0.0, cpu_now - chunk.thread_cpu)
                     total += used
                     read += 1
-                    if now - started >= TICK:  # a thread's first moments say little
-                        rate += used / (now - started)
-                        rated += 1
+                    # Over a tick at least: an item a moment old that got the GIL for that
+                    # moment is not using a core. Young items count all the same: leaving
+                    # them out once let ten old items that sleep speak for ninety new ones
+                    # that compute.
+                    rate += used / max(now - started, TICK)
         if not read:
             return 0.0, None
-        return total * running / read, (rate * running / rated if rated else None)
+        return total * running / read, rate * running / read
 
 
 class GilMeter:
