@@ -26,23 +26,24 @@ def imported_modules(path: Path) -> set[str]:
     return found
 
 
+#: The layers that compose _core and the backends: neither may import them.
+ABOVE = {
+    ".._api",
+    ".._pool",
+    ".._run",
+    ".._options",
+    ".._progress",
+    ".._journal",
+    ".._cli",
+    ".._stats",
+}
+
+
 def test_core_imports_no_backend_and_nothing_above_it() -> None:
     for path in (PACKAGE / "_core").glob("*.py"):
         for module in imported_modules(path):
             assert "backends" not in module, (path.name, module)
-            assert module not in {
-                ".._api",
-                ".._pool",
-                ".._run",
-                ".._options",
-                ".._progress",
-                ".._journal",
-                ".._cli",
-                ".._stats",
-            }, (
-                path.name,
-                module,
-            )
+            assert module not in ABOVE, (path.name, module)
 
 
 def protocol_members() -> set[str]:
@@ -80,19 +81,9 @@ def test_auto_is_a_stage_of_the_engine_not_a_backend() -> None:
 
 def test_layers_import_only_downwards() -> None:
     # Backends use _core (and the leaf modules beside it), never the layers that compose them.
-    above = {
-        ".._api",
-        ".._pool",
-        ".._run",
-        ".._options",
-        ".._progress",
-        ".._journal",
-        ".._cli",
-        ".._stats",
-    }
     for path in (PACKAGE / "backends").glob("*.py"):
         for module in imported_modules(path):
-            assert module not in above, (path.name, module)
+            assert module not in ABOVE, (path.name, module)
 
 
 def test_public_surface_is_pinned() -> None:
