@@ -89,7 +89,13 @@ class ThreadBackend:
                 self._wanted += 1  # the thread being started starts it
                 return
             self._spawning = True
-            self._new_thread(link=True).start()
+            head = self._new_thread(link=True)
+            try:
+                head.start()
+            except BaseException:
+                self._threads.remove(head)
+                self._spawning = False  # or shutdown would wait for a chain that never ran
+                raise
 
     def _start_thread(self) -> None:
         self._new_thread(link=False).start()
