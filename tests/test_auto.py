@@ -117,7 +117,11 @@ def test_threads_chosen_for_waiting_are_revised_when_the_gil_stays_busy() -> Non
         assert pool.map(workloads.waits_then_computes, range(100)) == list(range(100))
         decisions = pool.statistics().decisions
     made = [(d.backend, d.revised) for d in decisions]
-    assert made == [("thread", False), ("process", True)], "\n".join(map(str, decisions))
+    # Off threads, to processes; or to this thread where the processes' start-up, measured
+    # on a loaded machine, would not pay for the items left (a slower start, a later review).
+    assert made[0] == ("thread", False), "\n".join(map(str, decisions))
+    assert len(made) >= 2, "\n".join(map(str, decisions))
+    assert made[1] in [("process", True), ("serial", True)], "\n".join(map(str, decisions))
 
 
 def test_a_pools_auto_jobs_reuse_the_backends_they_opened() -> None:

@@ -315,7 +315,7 @@ class AutoPlan:
             self._wake = now + PROBE_WINDOW  # not started yet
             return
         wall = max(now - started, 1e-9)
-        cpu_now = _thread_cpu(probe.thread)
+        cpu_now = self._thread_cpu(probe.thread)
         if cpu_now is not None:
             cpu = max(0.0, cpu_now - probe.thread_cpu)
         else:  # no per-thread clock here: the process's, an upper bound
@@ -334,7 +334,8 @@ class AutoPlan:
         evidence = self._evidence(wall, cpu, complete=complete, pickle=False)
         cpu_heavy = evidence.cpu_ratio >= WAITING_RATIO
         # The test runs items on two threads for SCALE_SPAN: worth it only where the work left
-        # is many times that (200,000 x x*x is 20 ms of work in all: the test would be most).
+        # is a few times that (its items go on running meanwhile; 200,000 x x*x is 20 ms of
+        # work in all, where the test would be most).
         # A single cold item shorter than a hand-off says little: such work runs here first
         # and is measured again in chunks (``decide``'s rule for short items). One longer
         # than that is tested: its items travel in chunks, so a hand-off is paid per chunk
