@@ -121,6 +121,14 @@ def cpu_heavy_probe(harness: Harness) -> None:
     harness.plan.tick(harness.clock.now)
 
 
+def decided_after_meter(harness: Harness) -> Any:
+    """The one decision taken once the GIL meter beside the probe has run its 20 ms."""
+    harness.clock.now += 0.02
+    harness.plan.tick(harness.clock.now)
+    (decision,) = harness.plan.decisions
+    return decision
+
+
 def test_the_probe_goes_alone_to_a_thread_and_everything_else_waits() -> None:
     harness = Harness()
     probe = harness.send()
@@ -181,24 +189,12 @@ def test_cpu_heavy_work_is_believed_after_enough_cpu_and_then_metered_beside() -
     assert harness.plan.decisions == []  # the GIL test comes first
     assert len(harness.meters) == 1  # beside the running probe: no second item starts
     assert harness.send() is None
-    harness.clock.now += 0.02
-    harness.plan.tick(harness.clock.now)
-    (decision,) = harness.plan.decisions
+    decision = decided_after_meter(harness)
     assert decision.backend == "process"
     assert decision.evidence["threads_scale"] is False
 
 
-def test_gil_releasing_code_stays_on_threads() -> None:
-    harness = Harness(meter_rate=1.9)  # the probe's C code and the meter: two cores
-    cpu_heavy_probe(harness)
-    harness.clock.now += 0.02
-    harness.plan.tick(harness.clock.now)
-    (decision,) = harness.plan.decisions
-    assert (decision.backend, decision.workers) == ("thread", 2)
-    assert decision.evidence["threads_scale"] is True
-
-
-def test_gil_releasing_code_is_not_pickled_and_keeps_two_chunks_per_thread(
+def test_gil_releasing_code_stays_on_threads_unpickled_two_chunks_per_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Pickling the function and an item (cloudpickle's import, a copy of an 8 MiB buffer)
@@ -208,12 +204,11 @@ def test_gil_releasing_code_is_not_pickled_and_keeps_two_chunks_per_thread(
 
     pickled: list[object] = []
     monkeypatch.setattr(_auto, "pickled_size", lambda value: pickled.append(value) or 1)
-    harness = Harness(meter_rate=1.9)
+    harness = Harness(meter_rate=1.9)  # the probe's C code and the meter: two cores
     cpu_heavy_probe(harness)
-    harness.clock.now += 0.02
-    harness.plan.tick(harness.clock.now)
-    (decision,) = harness.plan.decisions
+    decision = decided_after_meter(harness)
     assert (decision.backend, decision.workers) == ("thread", 2)
+    assert decision.evidence["threads_scale"] is True
     assert pickled == []
     sent = [harness.send() for _ in range(5)]
     assert [s is not None for s in sent] == [True, True, True, False, False]  # the probe runs

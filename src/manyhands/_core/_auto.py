@@ -630,12 +630,11 @@ class AutoPlan:
         latency = self._tick_busy / self._tick_items if self._tick_items else None
         self._tick_items = 0
         self._tick_busy = 0.0
-        running_cpu, running_rate = self._running_cpu(now)
+        running_cpu, running_rate, waiting = self._running_cpu(now)
         # Growth only once what is in flight has started: more chunks queued behind threads
         # still starting buy nothing yet, and the items not started have not shown what they
         # do (a job whose first ten items slept put its ninety CPU-bound ones all on threads,
         # where no revision could move them, before one of them had run).
-        waiting = sum(1 for chunk in self._on_threads if chunk.started_at is None)
         controller.tick(
             now=now,
             completed=self._done,
@@ -647,9 +646,10 @@ class AutoPlan:
         if self._blocked:
             self._wake = now + controller.interval
 
-    def _running_cpu(self, now: float) -> tuple[float, float | None]:
+    def _running_cpu(self, now: float) -> tuple[float, float | None, int]:
         """What the chunks running on threads have used: CPU seconds so far, and CPU per
-        second now, summed over them (None when none is running).
+        second now, summed over them (None when none is running); and how many chunks sent
+        to threads have not started yet.
 
         Counted with the finished ones' so that the GIL shows as busy while items compute:
         sixty-four items of 30 ms of Python, started at once, all finish two seconds later,
@@ -660,12 +660,13 @@ class AutoPlan:
         alike.
         """
         total = rate = 0.0
-        read = running = 0
+        read = running = waiting = 0
         for chunk in self._on_threads:
             ident = chunk.thread
             started = chunk.started_at
             if ident is None or started is None:
-                continue  # queued at the backend, not started
+                waiting += 1  # queued at the backend, not started
+                continue
             running += 1
             if read < RUNNING_SAMPLE:
                 cpu_now = self._thread_cpu(ident)
@@ -679,8 +680,8 @@ class AutoPlan:
                     # that compute.
                     rate += used / max(now - started, TICK)
         if not read:
-            return 0.0, None
-        return total * running / read, rate * running / read
+            return 0.0, None, waiting
+        return total * running / read, rate * running / read, waiting
 
 
 class GilMeter:
