@@ -226,6 +226,9 @@ def test_short_items_are_tested_two_at_a_time() -> None:
     assert first is not None
     assert second is not None
     assert harness.send() is None
+    # The chunker spreads the test's items over its two threads, not over the backend's
+    # many (which cut 0.5 ms items to chunks of one: two threads never both busy).
+    assert (first[1].workers, second[1].workers) == (2, 2)
     for _ in range(6):  # two threads, one core's worth of CPU: the GIL is held
         harness.clock.now += 0.01
         harness.clock.cpu += 0.01
@@ -233,6 +236,27 @@ def test_short_items_are_tested_two_at_a_time() -> None:
     (decision,) = harness.plan.decisions
     assert decision.backend == "process"
     assert decision.evidence["threads_scale"] is False
+
+
+def test_items_finished_during_the_scaling_test_are_its_evidence() -> None:
+    harness = Harness(total=10_000, meter_rate=1.0)
+    probe = harness.send()
+    assert probe is not None
+    harness.finish(probe, wall=0.002, cpu=0.002)  # a cold first item, slower than the rest
+    pair = [harness.send(), harness.send()]
+    harness.plan.tick(harness.clock.now)  # the window opens: two running
+    for _ in range(20):  # each thread finishes an item every millisecond, in parallel
+        for index, sent in enumerate(pair):
+            assert sent is not None
+            harness.finish(sent, wall=0.0005, cpu=0.0005)
+            harness.clock.cpu += 0.001
+            pair[index] = harness.send()
+    harness.plan.tick(harness.clock.now)
+    (decision,) = harness.plan.decisions
+    assert decision.evidence["threads_scale"] is True
+    assert decision.evidence["samples"] == 40
+    assert decision.evidence["seconds_per_item"] == pytest.approx(0.0005)
+    assert (decision.backend, decision.workers) == ("thread", 2)
 
 
 def test_the_callers_thread_runs_chunks_while_worker_processes_start() -> None:

@@ -168,7 +168,7 @@ class AutoPlan:
         self._answered = False  # a worker process has sent back an outcome
         self._phase = "probe"
         self._in_flight: dict[str, int] = {}
-        self._placements: dict[tuple[str, int], Placement] = {}
+        self._placements: dict[tuple[str, int, int], Placement] = {}
         self._wake: float | None = None
         self._blocked = False
         self._revisions = 0
@@ -220,7 +220,10 @@ class AutoPlan:
                 placement = self._placement("thread")
         elif phase == "scale":
             if force or (self._meter is None and self._in_flight.get("thread", 0) < 2):
-                placement = self._placement("thread")
+                # Two threads share the test's items: chunks sized for two, not for the
+                # backend's many (a balance over 1,024 threads cut crc32's 0.5 ms items to
+                # chunks of one, and two threads were never busy at once to be measured).
+                placement = self._placement("thread", share=2)
         elif phase == "thread":
             if force or self._in_flight.get("thread", 0) < self._thread_limit():
                 placement = self._placement("thread")
@@ -272,7 +275,8 @@ class AutoPlan:
                     self._machine.observe_handoff(max(0.0, 2 * (now - started - outcome.busy)))
                 self._decide_from(outcome.busy / ran, outcome.cpu / ran, complete=True)
                 return
-        if kind != self._phase and not (kind == "serial" and self._phase == "process"):
+        phase = self._phase
+        if kind != phase and (kind, phase) not in (("serial", "process"), ("thread", "scale")):
             # A straggler of the decision before (an item that started on threads finishing
             # after a revision to processes, its wall stretched by the busy GIL) says nothing
             # about the decision in force: counted, it once made CPU-bound work look waiting.
@@ -288,7 +292,7 @@ class AutoPlan:
             self._tick_busy += outcome.busy
         if kind == "process":
             self._answered = True
-        if now >= self._next_review:
+        if now >= self._next_review and phase != "scale":
             self._review(now)
 
     def wake_at(self) -> float | None:
@@ -567,14 +571,17 @@ class AutoPlan:
 
     # -- limits --------------------------------------------------------------------------
 
-    def _placement(self, kind: str) -> Placement:
+    def _placement(self, kind: str, *, share: int | None = None) -> Placement:
+        """The backend of ``kind`` for the phase in force; ``share``: how many workers the
+        chunker spreads the items over, where fewer than the backend has run them."""
         workers = self._backend_workers(kind)
-        placement = self._placements.get((kind, workers))
+        key = (kind, workers, share or workers)
+        placement = self._placements.get(key)
         if placement is None:
             backend = self._open(kind, workers)
             target = backend.capabilities.chunk_target  # each backend's own, as FixedPlan's
-            placement = Placement(backend, kind, target, workers)
-            self._placements[(kind, workers)] = placement
+            placement = Placement(backend, kind, target, share or workers)
+            self._placements[key] = placement
         return placement
 
     def _backend_workers(self, kind: str) -> int:
