@@ -63,7 +63,7 @@ def part_one(scale: float) -> None:
 
     def manyhands_default() -> list[int]:
         with mh.Pool() as pool:  # mh.map(...) exactly, plus the record of its decision
-            results = pool.map(partial(slow, seconds=seconds), tasks)
+            results = list(pool.map(partial(slow, seconds=seconds), tasks))
             decisions.extend(pool.statistics().decisions)
         return results
 

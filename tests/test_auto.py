@@ -63,14 +63,14 @@ def test_real_runs_record_their_decision(
 ) -> None:
     items = range(50_000) if backend == "serial" else range(40)
     with mh.Pool() as pool:
-        assert pool.map(fn, items) == [expected(x) for x in items]
+        assert list(pool.map(fn, items)) == [expected(x) for x in items]
         decisions = pool.statistics().decisions
     assert [decision.backend for decision in decisions] == [backend]
 
 
 def test_cpu_bound_run_goes_to_processes_and_stays_correct() -> None:
     with mh.Pool() as pool:
-        assert pool.map(workloads.busy, range(12)) == list(range(12))
+        assert list(pool.map(workloads.busy, range(12))) == list(range(12))
         decisions = pool.statistics().decisions
     expected = "process" if mh.available_cpus() > 1 else "serial"
     assert decisions[0].backend == expected
@@ -95,7 +95,7 @@ def test_auto_with_failures_raises_the_users_exception() -> None:
 @pytest.mark.skipif(mh.available_cpus() < 2, reason="processes need two CPUs to pay")
 def test_a_decision_is_revised_once_when_the_work_changes() -> None:
     with mh.Pool() as pool:
-        assert pool.map(workloads.fast_first_then_busy, range(80)) == list(range(80))
+        assert list(pool.map(workloads.fast_first_then_busy, range(80))) == list(range(80))
         decisions = pool.statistics().decisions
     # The trivial probe item reads as "run it here" (or, if the machine stalls during its few
     # microseconds, as waiting work for threads); either way the busy items that follow
@@ -106,7 +106,7 @@ def test_a_decision_is_revised_once_when_the_work_changes() -> None:
 
 def test_explicit_workers_win_under_auto() -> None:
     with mh.Pool(workers=3) as pool:
-        pool.map(workloads.sleepy, range(12))
+        list(pool.map(workloads.sleepy, range(12)))
         (decision,) = pool.statistics().decisions
     assert (decision.backend, decision.workers) == ("thread", 3)
 
@@ -114,7 +114,7 @@ def test_explicit_workers_win_under_auto() -> None:
 @pytest.mark.skipif(mh.available_cpus() < 2, reason="processes need two CPUs to pay")
 def test_threads_chosen_for_waiting_are_revised_when_the_gil_stays_busy() -> None:
     with mh.Pool() as pool:
-        assert pool.map(workloads.waits_then_computes, range(100)) == list(range(100))
+        assert list(pool.map(workloads.waits_then_computes, range(100))) == list(range(100))
         decisions = pool.statistics().decisions
     made = [(d.backend, d.revised) for d in decisions]
     # Off threads, to processes; or to this thread where the processes' start-up, measured
@@ -126,8 +126,8 @@ def test_threads_chosen_for_waiting_are_revised_when_the_gil_stays_busy() -> Non
 
 def test_a_pools_auto_jobs_reuse_the_backends_they_opened() -> None:
     with mh.Pool() as pool:
-        pool.map(workloads.square, range(100))
+        list(pool.map(workloads.square, range(100)))
         opened = dict(pool._backends._opened)  # white box: a long-lived Pool must not grow
         for _ in range(5):
-            pool.map(workloads.square, range(100))
+            list(pool.map(workloads.square, range(100)))
         assert pool._backends._opened == opened

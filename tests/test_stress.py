@@ -50,7 +50,8 @@ def test_map_agrees_with_a_loop(
 )
 def test_process_pool_map_agrees_with_a_loop(items: list[int], chunksize: int | None) -> None:
     with mh.Pool(backend="process", workers=2) as pool:
-        assert pool.map(workloads.square, items, chunksize=chunksize) == [x * x for x in items]
+        results = list(pool.imap(workloads.square, items, chunksize=chunksize))
+    assert results == [x * x for x in items]
 
 
 def cpu_for(x: int) -> int:

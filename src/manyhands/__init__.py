@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         TaskTimeout,
         WorkerCrashed,
     )
+    from ._executors import ProcessPoolExecutor, ThreadPoolExecutor
     from ._journal_status import JournalItem, JournalStatus, journal_status
     from ._pool import Pool
     from ._stats import PoolStatistics
@@ -61,11 +62,13 @@ __all__ = [
     "Pool",
     "PoolClosedError",
     "PoolStatistics",
+    "ProcessPoolExecutor",
     "RemoteError",
     "RemoteTraceback",
     "Retry",
     "SerializationError",
     "TaskTimeout",
+    "ThreadPoolExecutor",
     "WorkerCrashed",
     "aimap",
     "amap",
@@ -109,6 +112,8 @@ _HOME = {
     "SerializationError": "_errors",
     "WorkerCrashed": "_errors",
     "Pool": "_pool",
+    "ProcessPoolExecutor": "_executors",
+    "ThreadPoolExecutor": "_executors",
     "PoolStatistics": "_stats",
     "available_cpus": "_system",
 }

@@ -216,3 +216,33 @@ def add_note(exc: BaseException, note: str) -> None:
         except AttributeError:  # an exception class with __slots__ and no __dict__
             return
     notes.append(note)
+
+
+def broken_pool(kind: str, cause: BaseException | None, worker: str, detail: str) -> Exception:
+    """The ``concurrent.futures`` error for a pool whose initializer failed in ``worker``:
+    ``BrokenThreadPool`` (threads), ``BrokenProcessPool`` (processes), else
+    ``BrokenExecutor``; the initializer's own exception is its ``__cause__``.
+
+    Code written against an Executor catches these; the cause names the real problem.
+    Imported here, on the failure's path: ``concurrent.futures.process`` imports
+    multiprocessing.
+    """
+    broken: type[Exception]
+    if kind == "thread":
+        from concurrent.futures.thread import BrokenThreadPool
+
+        broken = BrokenThreadPool
+    elif kind == "process":
+        from concurrent.futures.process import BrokenProcessPool
+
+        broken = BrokenProcessPool
+    else:
+        from concurrent.futures import BrokenExecutor
+
+        broken = BrokenExecutor
+    error = broken(
+        f"A worker's initializer failed in {worker} ({detail}): the pool cannot run work; "
+        "fix the initializer (its exception is the cause, above) and start a new pool"
+    )
+    error.__cause__ = cause
+    return error

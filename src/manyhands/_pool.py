@@ -5,15 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future, InvalidStateError
+from concurrent.futures import BrokenExecutor, Executor, Future, InvalidStateError
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._core._engine import item_exception
 from ._core._protocol import Backend
 from ._core._task import Chunk, ChunkOutcome, Job, is_coroutine_function
-from ._errors import PoolClosedError
+from ._errors import ArgumentValueError, PoolClosedError
+from ._executor_map import MapDriver, buffered, check_map_arguments, zipped
 from ._options import (
     RunOptions,
     check_backend,
@@ -63,52 +65,87 @@ class Pool(Executor):
         address: str | None = None,
         client: Any = None,
     ) -> None:
-        self._kind = check_backend(backend)
-        self._where = check_where(self._kind, address, client)
-        self._workers = check_positive_int("workers", workers, allow_none=True)
+        kind = check_backend(backend)
+        where = check_where(kind, address, client)
+        self._start(
+            kind,
+            workers=check_positive_int("workers", workers, allow_none=True),
+            initializer=initializer,
+            initargs=initargs,
+            settings={"dask": where} if where else {},
+        )
+
+    def _start(
+        self,
+        kind: str,
+        *,
+        workers: int | None,
+        initializer: object,
+        initargs: object,
+        settings: dict[str, dict[str, Any]],
+    ) -> None:
+        """Set the Pool up (``settings``: backend keywords by kind, as ``Backends`` takes)."""
+        self._kind = kind
+        self._workers = workers
         self._initializer, self._initargs = check_initializer(initializer, initargs)
         self._lock = threading.Lock()
         self._stats = StatisticsRecorder()
         self._backends = Backends(
             initializer=self._initializer,
             initargs=self._initargs,
-            where=self._where,
+            settings=settings,
             on_open=self._stats.used,
         )
         self._futures: set[Future[Any]] = set()
-        self._submit_jobs: weakref.WeakKeyDictionary[Callable[..., Any], Job] = (
+        self._submit_keys: weakref.WeakKeyDictionary[Callable[..., Any], int] = (
             weakref.WeakKeyDictionary()
         )
+        self._drivers: list[MapDriver] = []  # map() calls whose engine may still run
+        #: Set when an initializer failed: every later submit raises it, as the standard
+        #: library's pools do.
+        self._broken: BrokenExecutor | None = None
         self._closed = False
+        self._stopping: threading.Thread | None = None  # a shutdown(wait=False) under way
         if self._kind != "auto":
             self._backend(self._kind)  # warm before the first call
 
     # -- mapping -----------------------------------------------------------------------
 
-    def map(  # type: ignore[override]
+    def map(
         self,
-        fn: Callable[[T], R],
-        items: Iterable[T],
-        /,
-        *,
-        ordered: bool = True,
-        chunksize: int | None = None,
+        fn: Callable[..., R],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        buffersize: int | None = None,
         progress: bool = False,
         errors: str = "raise",
-        timeout: float | None = None,
         retries: int | Retry = 0,
         memory_floor: int | None = None,
         journal: str | os.PathLike[str] | None = None,
         retry_failed: bool = False,
         journal_mismatch: str = "raise",
-    ) -> list[R]:
-        """``[fn(item) for item in items]``, run on the pool's workers."""
+    ) -> Iterator[R]:
+        """``Executor.map``: an iterator over ``fn(*args)`` for the iterables zipped, in order.
+
+        As in ``concurrent.futures``: the work starts now and the iterables are read now (with
+        ``buffersize``, lazily: at most that many calls run ahead of what is yielded); each
+        ``next()`` raises the item's exception at its place; ``timeout`` seconds, counted from
+        this call, bound the wait for every result (then ``TimeoutError``). ``chunksize``: 1
+        (the default) lets manyhands measure how many items travel together; more fixes it.
+
+        The options of ``imap`` apply too (``errors="return"``, ``retries``, ``journal``...),
+        but ``timeout`` keeps the Executor's meaning: for a limit per item use
+        ``pool.imap(fn, items, timeout=...)``. ``list(pool.map(...))`` is the list.
+        """
+        check_fn(fn)
+        limit, size, buffer = check_map_arguments(timeout, chunksize, buffersize)
+        deadline = None if limit is None else time.monotonic() + limit
+        inputs, star = zipped(iterables)
         options = RunOptions.checked(
-            ordered=ordered,
-            chunksize=chunksize,
+            chunksize=size,
             progress=progress,
             errors=errors,
-            timeout=timeout,
             retries=retries,
             memory_floor=memory_floor,
             journal=journal,
@@ -116,7 +153,31 @@ class Pool(Executor):
             journal_mismatch=journal_mismatch,
             backend=self._kind,
         )
-        return collect(self._chunks(check_fn(fn), check_items(items), "map", options))
+        if buffer is not None:
+            if options != RunOptions.checked(chunksize=size, backend=self._kind):
+                raise ArgumentValueError(
+                    f"buffersize={buffer} runs each call on its own, as submit() does, and the "
+                    "manyhands options given (progress, errors, retries, memory_floor, "
+                    "journal) apply to whole maps: drop buffersize= (pool.imap's memory is "
+                    "bounded already), or drop those options"
+                )
+            self._check_open()
+            return buffered(self.submit, fn, inputs, star, buffer, deadline)
+        items = list(inputs)  # read now, as the standard library's map reads its iterables
+        target = self._target()  # refuses a Pool that has been shut down
+        mode: Mode = "star" if star else "map"
+
+        def run(stop: Callable[[], bool]) -> Iterator[list[Any]]:
+            return run_chunks(target, fn, items, mode, options, listeners=[self._stats], stop=stop)
+
+        with self._lock:  # registered before it starts: its end removes it
+            driver = MapDriver(run, deadline, self._driver_ended)
+            self._drivers.append(driver)
+        return driver.results()
+
+    def _driver_ended(self, driver: MapDriver) -> None:
+        with self._lock, contextlib.suppress(ValueError):  # shutdown took the list meanwhile
+            self._drivers.remove(driver)
 
     def imap(
         self,
@@ -200,6 +261,9 @@ class Pool(Executor):
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
         """Schedule ``fn(*args, **kwargs)``; its ``Future`` holds the result or the exception."""
         check_fn(fn)
+        broken = self._broken
+        if broken is not None:  # as the standard library's pools, once an initializer failed
+            raise type(broken)(str(broken)) from broken.__cause__
         kind = self._kind
         if kind == "auto":  # one call gives nothing to measure before it runs
             kind = "asyncio" if is_coroutine_function(fn) else "thread"
@@ -210,7 +274,10 @@ class Pool(Executor):
             self._stats.record(outcome)
             with contextlib.suppress(InvalidStateError):  # abandoned at shutdown meanwhile
                 if outcome.errors:
-                    future.set_exception(item_exception(outcome.errors[0], None, None))
+                    error = item_exception(outcome.errors[0], None, None)
+                    if isinstance(error, BrokenExecutor):
+                        self._broken = error
+                    future.set_exception(error)
                 else:
                     future.set_result(outcome.results[0])
 
@@ -230,13 +297,18 @@ class Pool(Executor):
         return future
 
     def _submit_job(self, fn: Callable[..., Any]) -> Job:
-        # One Job per function, so a process worker unpickles a submitted function once.
+        """A job for one call; calls of one function share its key, so that a process worker
+        unpickles the function once. Only the key is kept, weakly keyed by the function: a
+        job kept would hold the function (and a bound method its object) for the Pool's
+        life."""
         try:
-            job = self._submit_jobs.get(fn)
-            if job is None:
-                job = self._submit_jobs[fn] = Job(fn, "call")
-            return job
-        except TypeError:  # not weakly referenceable (some builtins)
+            key = self._submit_keys.get(fn)
+            if key is None:
+                job = Job(fn, "call")
+                self._submit_keys[fn] = job.key
+                return job
+            return Job(fn, "call", key=key)
+        except TypeError:  # not weakly referenceable (some builtins), or not hashable
             return Job(fn, "call")
 
     def _forget(self, future: Future[Any]) -> None:
@@ -250,14 +322,39 @@ class Pool(Executor):
         ``wait=False`` returns at once; the workers stop in the background.
         """
         with self._lock:
-            if self._closed:
-                return
+            closed = self._closed
             self._closed = True
             futures = list(self._futures)
+            drivers = list(self._drivers)
+            self._drivers.clear()
         if cancel_futures:
             for future in futures:
-                future.cancel()
-        self._backends.shutdown(cancel=False, wait=wait)
+                future.cancel()  # refused by those already running: they complete
+            for driver in drivers:
+                driver.stop()  # map() calls: what has not started is cancelled
+        if closed:  # again: as the standard library's, wait=True waits for the workers' end
+            stopping = self._stopping
+            if wait and stopping is not None and stopping is not threading.current_thread():
+                stopping.join()
+            return
+
+        def finish() -> None:
+            for driver in drivers:  # every map() call's items run, as if all were submitted
+                driver.thread.join()
+            self._backends.shutdown(cancel=False)
+
+        if wait:
+            finish()
+        else:
+            self._stopping = threading.Thread(target=finish, name="manyhands-shutdown", daemon=True)
+            self._stopping.start()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PoolClosedError(
+                "this Pool has been shut down; create a new Pool, or do the work inside "
+                "its `with` block"
+            )
 
     def statistics(self) -> PoolStatistics:
         """Items done and failed, busy seconds per worker, elapsed seconds, backends used."""

@@ -57,10 +57,16 @@ class Backends:
         where: dict[str, Any] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         on_open: Callable[[str], None] | None = None,
+        settings: dict[str, dict[str, Any]] | None = None,
     ) -> None:
+        """``where``: ``address=`` / ``client=`` of the Dask backend; ``settings``: more
+        keywords for the backends of a kind (``{"process": {"max_tasks_per_child": 10}}``,
+        from the drop-in executors)."""
         self._initializer = initializer
         self._initargs = initargs
-        self._where = where or {}
+        self._settings = {kind: dict(extra) for kind, extra in (settings or {}).items()}
+        if where:
+            self._settings.setdefault("dask", {}).update(where)
         self._loop = loop
         self._on_open = on_open
         self._lock = threading.Lock()
@@ -93,27 +99,20 @@ class Backends:
                         initializer=self._initializer,
                         initargs=self._initargs,
                         eager=kind in ("process", "dask") if eager is None else eager,
-                        **(self._where if kind == "dask" else {}),
+                        **self._settings.get(kind, {}),
                     )
                 self._opened[(kind, workers)] = backend
                 if self._on_open is not None:
                     self._on_open(kind)
             return backend
 
-    def shutdown(self, *, cancel: bool, wait: bool = True) -> None:
-        """Stop every backend opened (``wait=False``: in the background)."""
+    def shutdown(self, *, cancel: bool) -> None:
+        """Stop every backend opened."""
         with self._lock:
             self._closed = True
             backends = list(self._opened.values())
-
-        def stop() -> None:
-            for backend in backends:
-                backend.shutdown(cancel=cancel)
-
-        if wait:
-            stop()
-        else:
-            threading.Thread(target=stop, name="manyhands-shutdown", daemon=True).start()
+        for backend in backends:
+            backend.shutdown(cancel=cancel)
 
 
 def auto_target(backends: Backends, workers: int | None) -> Target:
@@ -134,12 +133,16 @@ def run_chunks(
     options: RunOptions,
     *,
     listeners: Iterable[Listener] = (),
+    stop: Callable[[], bool] | None = None,
 ) -> Iterator[list[Any]]:
-    """One map on ``target``, a list of results at a time, with the options applied."""
+    """One map on ``target``, a list of results at a time, with the options applied;
+    ``stop``: see ``execute``."""
     job, where, listening, store = start_job(target, fn, items, mode, options, listeners)
     finished = False
     try:
-        yield from execute(where, job, items, listeners=listening, store=store, **options.engine)
+        yield from execute(
+            where, job, items, listeners=listening, store=store, stop=stop, **options.engine
+        )
         finished = True
     finally:
         if store is not None:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import BrokenExecutor
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ def test_without_an_address_a_local_cluster_runs_the_call_and_stops(
 @pytest.mark.usefixtures("no_default_address")
 def test_a_pool_keeps_its_local_cluster_until_shutdown() -> None:
     with mh.Pool(backend="dask", workers=1) as pool:
-        first = pool.map(workloads.pid_of, range(10))
+        first = list(pool.map(workloads.pid_of, range(10)))
         assert pool.submit(workloads.pid_of, 0).result() == first[0]  # the same worker
     assert len(set(first)) == 1
     assert pool.statistics().items_done == 11  # no_leaks: the cluster is gone with the Pool
@@ -132,18 +133,21 @@ def test_initializer_runs_on_each_worker_before_its_items(dask_cluster: DaskClus
         initializer=workloads.set_state,
         initargs=("ready",),
     ) as pool:
-        assert pool.map(workloads.get_state, range(40)) == ["ready"] * 40
+        assert list(pool.map(workloads.get_state, range(40))) == ["ready"] * 40
 
 
-def test_a_failing_initializer_fails_the_items_with_its_error(dask_cluster: DaskCluster) -> None:
+def test_a_failing_initializer_breaks_the_pool_with_its_error(dask_cluster: DaskCluster) -> None:
     with (
         mh.Pool(
             backend="dask", address=dask_cluster.address, initializer=workloads.raise_in_initializer
         ) as pool,
-        pytest.raises(RuntimeError, match="cannot open the database") as caught,
+        pytest.raises(BrokenExecutor, match="initializer failed") as caught,
     ):
-        pool.map(workloads.square, range(10))
-    assert "initializer" in "\n".join(getattr(caught.value, "__notes__", []))
+        list(pool.map(workloads.square, range(10)))
+    cause = caught.value.__cause__
+    assert isinstance(cause, RuntimeError)
+    assert "cannot open the database" in str(cause)
+    assert "initializer" in "\n".join(getattr(cause, "__notes__", []))
 
 
 def test_progress_bar_counts_every_item(

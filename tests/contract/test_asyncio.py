@@ -145,7 +145,7 @@ def test_async_initializer_runs_first() -> None:
         return f"{state['db']}-{x}"
 
     with mh.Pool(backend="asyncio", workers=3, initializer=connect) as pool:
-        assert pool.map(use, range(3)) == ["open-0", "open-1", "open-2"]
+        assert list(pool.map(use, range(3))) == ["open-0", "open-1", "open-2"]
 
 
 def test_amap_timeout_cancels_the_task_on_the_callers_loop() -> None:

@@ -38,7 +38,7 @@ def test_imap_and_unordered_return_failures_too(backend: str, wrap: Wrap) -> Non
 
 def test_pool_methods_take_the_failure_options(backend: str, wrap: Wrap) -> None:
     with mh.Pool(backend=backend, workers=2) as pool:
-        results = pool.map(wrap(workloads.fail_on({1})), range(4), errors="return", retries=1)
+        results = list(pool.map(wrap(workloads.fail_on({1})), range(4), errors="return", retries=1))
         stats = pool.statistics()
     assert isinstance(results[1], mh.Failure)
     assert results[1].attempts == 2

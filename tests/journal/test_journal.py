@@ -65,7 +65,7 @@ def test_auto_resumes_too_and_a_pool_counts_only_what_ran(tmp_path: Path) -> Non
     journal = tmp_path / "run.db"
     assert mh.map(counted, inputs(tmp_path, range(20)), journal=journal)[-1] == 361
     with mh.Pool() as pool:
-        results = pool.map(counted, inputs(tmp_path, range(25)), journal=journal)
+        results = list(pool.map(counted, inputs(tmp_path, range(25)), journal=journal))
         assert pool.statistics().items_done == 5
     assert results == [x * x for x in range(25)]
     assert calls(tmp_path) == Counter(range(25))
@@ -283,7 +283,9 @@ def test_unordered_and_indexed_results_come_back_from_the_journal(tmp_path: Path
 
 def test_pool_methods_and_amap_take_a_journal(tmp_path: Path) -> None:
     with mh.Pool(backend="process", workers=2) as pool:
-        assert pool.map(square, range(10), journal=tmp_path / "a.db") == [x * x for x in range(10)]
+        assert list(pool.map(square, range(10), journal=tmp_path / "a.db")) == [
+            x * x for x in range(10)
+        ]
         assert pool.starmap(pow, [(2, 3)], journal=tmp_path / "b.db") == [8]
         assert list(pool.imap(square, range(3), journal=tmp_path / "a.db")) == [0, 1, 4]
         assert pool.statistics().items_done == 11  # the three from the journal did not run

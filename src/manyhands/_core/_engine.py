@@ -84,6 +84,9 @@ FLUSH_AFTER = 0.05
 #: Items pulled at once at most while every item pulled is recalled from the store.
 MAX_RECALL_BATCH = 8192
 
+#: Seconds a driver stopped from another thread may take to notice (``execute(stop=)``).
+STOP_POLL = 0.05
+
 
 class Policy(NamedTuple):
     """What happens to a failing item: raise or return it, retry it, bound its time."""
@@ -116,6 +119,7 @@ def execute(
     policy: Policy = DEFAULT_POLICY,
     store: Store | None = None,
     indexed: bool = False,
+    stop: Callable[[], bool] | None = None,
 ) -> Iterator[list[Any]]:
     """Run ``job`` over ``items`` on ``backend`` (or as a plan places them, ``backend="auto"``);
     yield the results a chunk's list at a time.
@@ -123,6 +127,10 @@ def execute(
     The driver for synchronous callers: it waits on a thread-safe queue for the next outcome,
     no longer than until the next timer. The async driver (``_engine_async``) runs the same
     ``Run`` and waits on the event loop.
+
+    ``stop``: asked at least every ``STOP_POLL`` seconds; once it says True the run ends as a
+    closed one does (what is outstanding is cancelled). For a driver on a thread of its own,
+    stopped from another (``Executor.map``'s iterator, closed by its consumer).
     """
     inbox: queue.SimpleQueue[tuple[Chunk, ChunkOutcome]] = queue.SimpleQueue()
 
@@ -142,7 +150,10 @@ def execute(
         indexed=indexed,
     )
     try:
-        yield from _drive(run, inbox)
+        if stop is None:
+            yield from _drive(run, inbox)
+        else:
+            yield from _drive(run, inbox, stop, poll=STOP_POLL)
     finally:
         run.close()
 
@@ -151,17 +162,23 @@ def _drive(
     run: Run,
     inbox: queue.SimpleQueue[tuple[Chunk, ChunkOutcome]],
     stop: Callable[[], bool] = lambda: False,
+    *,
+    poll: float | None = None,
 ) -> Iterator[list[Any]]:
     """The synchronous driver's loop: submit, wait for an outcome or the next timer, yield
-    what is due; until the run is finished, or ``stop()`` says so."""
+    what is due; until the run is finished, or ``stop()`` says so (asked at least every
+    ``poll`` seconds when given, else after each outcome)."""
     while not stop():
         if run.fill():
             yield from run.due()
             continue
         if run.finished:
             return
+        wait = run.next_timer()
+        if poll is not None:
+            wait = poll if wait is None else min(wait, poll)
         try:
-            chunk, outcome = inbox.get(timeout=run.next_timer())
+            chunk, outcome = inbox.get(timeout=wait)
         except queue.Empty:
             yield from run.fire()
             continue

@@ -43,7 +43,8 @@ class Job:
     """What every chunk of one call shares: the function, how to call it, when to stop.
 
     ``stop_on_error``: stop running a chunk at its first failed item (``errors="raise"``),
-    since the rest of the chunk would be thrown away. ``key`` is unique in this process.
+    since the rest of the chunk would be thrown away. ``key`` names the function in this
+    process: unique, or shared by jobs of the same function.
     """
 
     __slots__ = ("__weakref__", "fn", "key", "mode", "stop_on_error", "timed", "timeout")
@@ -56,6 +57,7 @@ class Job:
         stop_on_error: bool = True,
         timed: bool = False,
         timeout: float | None = None,
+        key: int | None = None,
     ) -> None:
         self.fn = fn
         self.mode = mode
@@ -65,7 +67,9 @@ class Job:
         #: Seconds an item may run (None: unbounded); backends then queue no second chunk
         #: behind a running one, so that a chunk's start is when it is handed over.
         self.timeout = timeout
-        self.key = next(_job_keys)
+        #: Jobs of one function may share a key (``Pool.submit``): a worker process then
+        #: unpickles the function once for all of them.
+        self.key = next(_job_keys) if key is None else key
 
 
 class ItemError:
@@ -205,6 +209,15 @@ class Chunk:
         self.cancelled = True
         if self.on_cancel is not None:
             self.on_cancel()
+
+    def reserve(self) -> None:
+        """Called by a backend that has a worker for the chunk before it is handed over: a
+        ``submit()``ed call's Future is running from now on, so cancelling can no longer
+        stop it (a thread pool whose threads were about to take their calls had them all
+        cancelled by ``shutdown(cancel_futures=True)``). Once, before ``claim``."""
+        on_claim, self.on_claim = self.on_claim, None
+        if on_claim is not None and not on_claim():
+            self.cancelled = True  # cancelled before it was submitted
 
     def claim(self) -> bool:
         """Called by a backend just before it runs the chunk; False means skip it."""

@@ -34,17 +34,18 @@ def create(
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     eager: bool,
-    **where: Any,
+    **settings: Any,
 ) -> Backend:
     """Start the backend called ``name``; ``eager`` starts every worker now, else on demand.
 
     ``workers`` may be None only for ``"dask"``, which then takes the cluster's size.
-    ``where``: ``address=`` or ``client=`` for ``"dask"``.
+    ``settings``: that backend's own keywords (``address=`` or ``client=`` for ``"dask"``,
+    ``thread_name_prefix=`` for threads, ``max_tasks_per_child=`` for processes).
     """
     module_name, class_name = _REGISTRY[name]
     cls = getattr(importlib.import_module(module_name), class_name)
     backend: Backend = cls(
-        workers=workers, initializer=initializer, initargs=initargs, eager=eager, **where
+        workers=workers, initializer=initializer, initargs=initargs, eager=eager, **settings
     )
     return backend
 

@@ -101,6 +101,26 @@ def read_error(wire: WireError) -> ItemError:
     return ItemError(offset, kind, exc, type_name, message, text, remote=True, duration=duration)
 
 
+def broken_by_initializer(wire: WireError, kind: str, worker: str) -> ItemError:
+    """The error every chunk of a pool whose initializer failed in ``worker`` gets (in the
+    parent): ``concurrent.futures``' Broken... error, caused by the initializer's own."""
+    from .._errors import RemoteError, RemoteTraceback, add_note, broken_pool
+
+    raised = read_error(wire)
+    cause = raised.exception
+    if cause is None:  # it could not be pickled back: its type, message and traceback
+        cause = RemoteError(
+            f"{raised.type_name}: {raised.message} (raised by the initializer; the exception "
+            "object could not be pickled back)",
+            type_name=raised.type_name,
+        )
+    if raised.traceback:
+        cause.__cause__ = RemoteTraceback(raised.traceback)
+    add_note(cause, f"manyhands: raised by the initializer in {worker}")
+    broken = broken_pool(kind, cause, worker, f"{raised.type_name}: {raised.message}")
+    return ItemError(0, "error", broken, type(broken).__qualname__, str(broken))
+
+
 def error_for(exc: BaseException, offset: int) -> ItemError:
     return ItemError(offset, "error", exc, type(exc).__qualname__, str(exc))
 

@@ -18,7 +18,7 @@ from typing import Any
 from .._core._protocol import Capabilities
 from .._core._task import Chunk, failed_outcome
 from .._core._task_async import run_chunk_async
-from .._errors import PoolClosedError, add_note
+from .._errors import PoolClosedError, add_note, broken_pool
 
 __all__ = ["AsyncioBackend"]
 
@@ -121,7 +121,9 @@ class AsyncioBackend:
                     await value
             except BaseException as exc:
                 add_note(exc, "manyhands: raised by the initializer (asyncio backend)")
-                self._init_error = exc
+                self._init_error = broken_pool(
+                    "asyncio", exc, "the event loop", f"{type(exc).__name__}: {exc}"
+                )
             self._initialized.set_result(None)
         else:
             await self._initialized

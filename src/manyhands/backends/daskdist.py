@@ -390,9 +390,7 @@ class DaskBackend:
         return ChunkOutcome([], [item_error(0, exc)], 0.0, 0.0, "dask")
 
     def _initializer_failed(self, wire: bytes, worker: str) -> ChunkOutcome:
-        error = _worker.read_error(pickle.loads(wire))
-        if error.exception is not None:
-            add_note(error.exception, f"manyhands: raised by the initializer on {worker}")
+        error = _worker.broken_by_initializer(pickle.loads(wire), "dask", worker)
         with self._lock:
             self._broken = error
             failed = [task.chunk for task in self._pending]

@@ -56,7 +56,6 @@ from .._core._task import Chunk, ChunkOutcome, ItemError, Job
 from .._errors import (
     PoolClosedError,
     WorkerCrashed,
-    add_note,
 )
 from . import _worker, shutdown_elsewhere
 from ._pickling import decode_outcome, pickle_function, pickle_items
@@ -72,7 +71,7 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspat
 
 
 class _Worker:
-    __slots__ = ("functions", "name", "outstanding", "proc", "sock", "spawned")
+    __slots__ = ("functions", "name", "outstanding", "proc", "sock", "spawned", "tasks")
 
     def __init__(
         self, proc: subprocess.Popen[bytes], sock: socket.socket, name: str, spawned: float
@@ -87,6 +86,8 @@ class _Worker:
         self.outstanding: dict[int, tuple[Chunk, bytes, int]] = {}
         #: Job keys whose function this worker holds: mirrors the worker's own cache.
         self.functions: OrderedDict[int, None] = OrderedDict()
+        #: Chunks sent to it in all (``max_tasks_per_child`` retires it after so many).
+        self.tasks = 0
 
 
 class ProcessBackend:
@@ -100,8 +101,13 @@ class ProcessBackend:
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
         eager: bool = False,
+        max_tasks_per_child: int | None = None,
     ) -> None:
+        """``max_tasks_per_child``: a worker that has been sent that many chunks (a
+        ``submit()`` is one) gets no more; it exits once they are done, and a new one starts
+        when work waits, as ``ProcessPoolExecutor(max_tasks_per_child=)`` does."""
         self._max_workers = workers
+        self._max_tasks = max_tasks_per_child
         self._init_payload: bytes | None = None
         if initializer is not None:
             self._init_payload = pickle_function(
@@ -175,7 +181,10 @@ class ProcessBackend:
 
     def _choose_worker_locked(self, chunk: Chunk) -> _Worker | None:
         least: _Worker | None = None
+        limit = self._max_tasks
         for worker in self._workers.values():
+            if limit is not None and worker.tasks >= limit:
+                continue  # retiring: it finishes what it holds, then exits
             if least is None or len(worker.outstanding) < len(least.outstanding):
                 least = worker
         if least is not None and not least.outstanding:
@@ -205,6 +214,7 @@ class ProcessBackend:
         # Not the pickled items: megabytes per chunk, needed again only if the worker dies
         # (then they are pickled anew from the chunk).
         worker.outstanding[ticket] = (chunk, fn_payload, len(body))
+        worker.tasks += 1
         job = chunk.job
         header = ("run", ticket, key, send_fn, job.mode, job.stop_on_error, job.timed)
         # A failed send means the worker died; the reader sees its EOF and reports the crash.
@@ -289,15 +299,19 @@ class ProcessBackend:
             return
         with self._lock:
             chunk, _, nbytes = worker.outstanding.pop(ticket)
+            limit = self._max_tasks
+            if limit is not None and worker.tasks >= limit and not worker.outstanding:
+                # Retired: told to stop, it exits; its end of the socket closing then brings
+                # it to _worker_gone, holding nothing, and a new worker starts for what waits.
+                with contextlib.suppress(OSError):
+                    send(worker.sock, pickle.dumps(("stop",)))
             self._dispatch_locked()
             if not self._pending:
                 self._idle.notify_all()
         chunk.complete(decode_outcome(chunk, body, meta, worker.name, nbytes))
 
     def _initializer_failed(self, worker: _Worker, wire: _worker.WireError) -> None:
-        error = _worker.read_error(wire)
-        if error.exception is not None:
-            add_note(error.exception, f"manyhands: raised by the initializer in {worker.name}")
+        error = _worker.broken_by_initializer(wire, "process", worker.name)
         with self._lock:
             self._broken = error
             failed = [chunk for chunk, _, _ in worker.outstanding.values()]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from .._core import _log
 from .._core._protocol import Capabilities
 from .._core._task import Chunk, failed_outcome, run_chunk
-from .._errors import PoolClosedError, add_note
+from .._errors import PoolClosedError, add_note, broken_pool
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,14 +40,19 @@ class ThreadBackend:
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
         eager: bool = False,
+        thread_name_prefix: str = "",
     ) -> None:
+        """``thread_name_prefix``: threads are named ``{prefix}_0``, ``{prefix}_1``... as
+        ``ThreadPoolExecutor`` names its own; without it ``manyhands-thread-1``..."""
         self._max_workers = workers
+        self._prefix = thread_name_prefix
         self._initializer = initializer
         self._initargs = initargs
         self._queue: queue.SimpleQueue[Chunk | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._names = itertools.count(1)  # not len(_threads): abandoned threads leave it
+        # Not len(_threads): abandoned threads leave it.
+        self._names = itertools.count(0 if thread_name_prefix else 1)
         # Counts threads waiting for work: a new thread is started only when none is idle.
         # A thread counts itself only when it finds the queue empty, not after each chunk: a
         # thread that goes straight on to a queued chunk is not idle, and counting it so kept
@@ -79,12 +84,16 @@ class ThreadBackend:
         with self._lock:
             if self._closed:
                 raise PoolClosedError("cannot submit work: this thread pool has been shut down")
-            self._queue.put(chunk)
             if self._idle.acquire(blocking=False):
+                chunk.reserve()  # an idle thread takes it
+                self._queue.put(chunk)
                 return
             active = len(self._threads) - len(self._abandoned)
             if active + self._wanted >= self._max_workers:
+                self._queue.put(chunk)  # it waits for a thread to finish
                 return
+            chunk.reserve()  # a thread starts for it
+            self._queue.put(chunk)
             if self._spawning:
                 self._wanted += 1  # the thread being started starts it
                 return
@@ -107,7 +116,11 @@ class ThreadBackend:
         thread = threading.Thread(
             target=self._work,
             args=(link,),
-            name=f"manyhands-thread-{next(self._names)}",
+            name=(
+                f"{self._prefix}_{next(self._names)}"
+                if self._prefix
+                else f"manyhands-thread-{next(self._names)}"
+            ),
             daemon=True,
         )
         self._threads.append(thread)
@@ -147,7 +160,7 @@ class ThreadBackend:
                 self._initializer(*self._initargs)
             except BaseException as exc:
                 add_note(exc, f"manyhands: raised by the initializer in {name}")
-                init_error = exc
+                init_error = broken_pool("thread", exc, name, f"{type(exc).__name__}: {exc}")
         while True:
             try:
                 chunk = self._queue.get_nowait()
@@ -163,8 +176,9 @@ class ThreadBackend:
                 self._running[chunk] = me
             job = chunk.job
             if init_error is not None:
-                # Every chunk this thread takes fails with the initializer's error: the
-                # caller sees it raised at once instead of items silently going elsewhere.
+                # Every chunk this thread takes fails, as BrokenThreadPool with the
+                # initializer's error as its cause: the caller sees it at once instead of
+                # items silently going elsewhere.
                 outcome = failed_outcome(init_error, worker=name)
             else:
                 outcome = run_chunk(
@@ -185,6 +199,9 @@ class ThreadBackend:
             if abandoned:
                 return  # its chunk timed out long ago: nobody waits for this outcome
             chunk.complete(outcome)
+            # Hold nothing of a finished call while waiting for the next: a long-lived Pool
+            # would keep its function, arguments and result alive (one per thread).
+            del chunk, job, outcome
 
     def stop(self, chunk: Chunk) -> None:
         """Abandon the thread running ``chunk`` and start another in its place."""
