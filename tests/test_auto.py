@@ -127,7 +127,7 @@ def test_threads_chosen_for_waiting_are_revised_when_the_gil_stays_busy() -> Non
 def test_a_pools_auto_jobs_reuse_the_backends_they_opened() -> None:
     with mh.Pool() as pool:
         list(pool.map(workloads.square, range(100)))
-        opened = dict(pool._backends._opened)  # white box: a long-lived Pool must not grow
+        opened = dict(pool._runner.backends._opened)  # white box: a long-lived Pool must not grow
         for _ in range(5):
             list(pool.map(workloads.square, range(100)))
-        assert pool._backends._opened == opened
+        assert pool._runner.backends._opened == opened

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     )
     from ._executors import ProcessPoolExecutor, ThreadPoolExecutor
     from ._journal_status import JournalItem, JournalStatus, journal_status
+    from ._options import Dask, Journal
     from ._pool import Pool
     from ._stats import PoolStatistics
     from ._system import available_cpus
@@ -50,8 +51,10 @@ __all__ = [
     "ArgumentTypeError",
     "ArgumentValueError",
     "ClusterUnavailable",
+    "Dask",
     "Decision",
     "Failure",
+    "Journal",
     "JournalError",
     "JournalInUse",
     "JournalItem",
@@ -84,7 +87,9 @@ __all__ = [
 __version__ = "0.1.0"
 
 _HOME = {
+    "Dask": "_options",
     "Decision": "_core._decision",
+    "Journal": "_options",
     "Failure": "_core._failure",
     "Retry": "_core._failure",
     "TaskTimeout": "_errors",

@@ -1,30 +1,41 @@
-"""map / imap / starmap: open a backend for one call, run the engine, close the backend."""
+"""map / imap / starmap / istarmap / amap / aimap / explain: one call, on workers of its own.
+
+Each opens a ``Runner`` for the call (the same path a Pool's methods take), runs the engine,
+and stops the runner's workers when the call ends. Their keyword options are declared once,
+in ``_options.Keywords`` (with ``backend`` and ``workers``: ``CALL_KEYWORDS``), checked in
+one place, ``RunOptions.checked``, and shown in each signature by ``takes_options``.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 
 from ._core._decision import Decision
 from ._core._engine import known_length
 from ._core._records import NamedTuple, overload
 from ._options import (
+    CALL_KEYWORDS,
+    LAZY_NAMES,
+    Keywords,
     RunOptions,
     check_backend,
     check_fn,
     check_items,
     check_positive_int,
-    check_where,
     default_workers,
+    takes_options,
 )
-from ._run import Backends, Target, arun_chunks, auto_target, collect, flatten, run_chunks
+from ._run import MapCall, Runner, collect, flatten
 
 TYPE_CHECKING = False  # typing stays off a first call's path: see _core/_records.py
 if TYPE_CHECKING:
     from typing import Any, Literal, TypeVar
 
-    from ._core._failure import Retry
+    from typing_extensions import Unpack
+
     from ._core._task import Mode
+    from ._keywords import CallKeywords
+    from ._options import Dask
 
     T = TypeVar("T")
     R = TypeVar("R")
@@ -32,36 +43,17 @@ if TYPE_CHECKING:
 __all__ = ["aimap", "amap", "explain", "imap", "istarmap", "map", "starmap"]
 
 
-def map(
-    fn: Callable[[T], R],
-    items: Iterable[T],
-    /,
-    *,
-    backend: str = "auto",
-    workers: int | None = None,
-    ordered: bool = True,
-    chunksize: int | None = None,
-    progress: bool = False,
-    errors: str = "raise",
-    timeout: float | None = None,
-    retries: int | Retry = 0,
-    memory_floor: int | None = None,
-    journal: str | os.PathLike[str] | None = None,
-    retry_failed: bool = False,
-    journal_mismatch: str = "raise",
-    address: str | None = None,
-    client: Any = None,
-) -> list[R]:
+@takes_options(call=True)
+def map(fn: Callable[[T], R], items: Iterable[T], /, **options: Unpack[CallKeywords]) -> list[R]:
     """``[fn(item) for item in items]``, in parallel; results in input order.
 
     ``backend``: ``"auto"`` (the default: measures the first item and chooses), ``"serial"``,
-    ``"thread"``, ``"process"``, ``"asyncio"`` or ``"dask"``: on the Dask cluster at
-    ``address="tcp://host:8786"``, or through ``client=`` (a ``distributed.Client``), or else on
-    a local cluster started for the call (``pip install 'manyhands[dask]'``). ``workers``: how
-    many at once (default: the CPUs this process may use for processes, a few more for
-    threads, adapted for auto's threads; the cluster's threads for dask).
-    ``ordered=False``: completion order. ``chunksize``: items that travel together (default:
-    measured). ``progress=True``: a progress bar.
+    ``"thread"``, ``"process"``, ``"asyncio"``, or ``"dask"``: a local Dask cluster started
+    for the call, or ``manyhands.Dask(address="tcp://host:8786")`` / ``Dask(client=...)``
+    (``pip install 'manyhands[dask]'``). ``workers``: how many at once (default: the CPUs
+    this process may use for processes, a few more for threads, adapted for auto's threads;
+    the cluster's threads for dask). ``ordered=False``: completion order. ``chunksize``:
+    items that travel together (default: measured). ``progress=True``: a progress bar.
 
     Failures: ``errors="raise"`` raises the first item that fails for good, as its own
     exception with a note naming the item, after stopping the rest; ``errors="return"`` puts
@@ -71,28 +63,11 @@ def map(
 
     ``journal="run.db"``: record every finished item in that SQLite file; the same call again
     skips what it holds and returns the stored results in their places (failures too, unless
-    ``retry_failed=True``). A journal of another function or other items is refused unless
-    ``journal_mismatch="rerun"``. Results are pickled: a journal is trusted data.
+    ``journal=manyhands.Journal("run.db", retry_failed=True)``). A journal of another function
+    or other items is refused unless ``Journal(..., mismatch="rerun")``. Results are pickled:
+    a journal is trusted data.
     """
-    call = _check(
-        fn,
-        items,
-        backend=backend,
-        workers=workers,
-        ordered=ordered,
-        chunksize=chunksize,
-        progress=progress,
-        errors=errors,
-        timeout=timeout,
-        retries=retries,
-        memory_floor=memory_floor,
-        journal=journal,
-        retry_failed=retry_failed,
-        journal_mismatch=journal_mismatch,
-        address=address,
-        client=client,
-    )
-    return collect(_one_call(call, "map"))
+    return collect(_call("map()", fn, items, options).chunks("map"))
 
 
 @overload
@@ -101,21 +76,8 @@ def imap(
     items: Iterable[T],
     /,
     *,
-    backend: str = "auto",
-    workers: int | None = None,
-    ordered: bool = True,
-    chunksize: int | None = None,
-    progress: bool = False,
-    errors: str = "raise",
-    timeout: float | None = None,
-    retries: int | Retry = 0,
-    memory_floor: int | None = None,
-    journal: str | os.PathLike[str] | None = None,
-    retry_failed: bool = False,
-    journal_mismatch: str = "raise",
-    address: str | None = None,
-    client: Any = None,
     indexed: Literal[False] = False,
+    **options: Unpack[CallKeywords],
 ) -> Iterator[R]: ...
 
 
@@ -125,44 +87,14 @@ def imap(
     items: Iterable[T],
     /,
     *,
-    backend: str = "auto",
-    workers: int | None = None,
-    ordered: bool = True,
-    chunksize: int | None = None,
-    progress: bool = False,
-    errors: str = "raise",
-    timeout: float | None = None,
-    retries: int | Retry = 0,
-    memory_floor: int | None = None,
-    journal: str | os.PathLike[str] | None = None,
-    retry_failed: bool = False,
-    journal_mismatch: str = "raise",
-    address: str | None = None,
-    client: Any = None,
     indexed: Literal[True],
+    **options: Unpack[CallKeywords],
 ) -> Iterator[tuple[int, R]]: ...
 
 
+@takes_options(call=True, lazy=True)
 def imap(
-    fn: Callable[[T], R],
-    items: Iterable[T],
-    /,
-    *,
-    backend: str = "auto",
-    workers: int | None = None,
-    ordered: bool = True,
-    chunksize: int | None = None,
-    progress: bool = False,
-    errors: str = "raise",
-    timeout: float | None = None,
-    retries: int | Retry = 0,
-    memory_floor: int | None = None,
-    journal: str | os.PathLike[str] | None = None,
-    retry_failed: bool = False,
-    journal_mismatch: str = "raise",
-    address: str | None = None,
-    client: Any = None,
-    indexed: bool = False,
+    fn: Callable[[T], R], items: Iterable[T], /, **options: Any
 ) -> Iterator[R] | Iterator[tuple[int, R]]:
     """Lazily yield ``fn(item)`` for each item, with the options of ``map``.
 
@@ -171,26 +103,15 @@ def imap(
     stops the workers. ``indexed=True`` yields ``(index, result)`` pairs: with
     ``ordered=False``, the index says which item a result belongs to.
     """
-    call = _check(
-        fn,
-        items,
-        backend=backend,
-        workers=workers,
-        ordered=ordered,
-        chunksize=chunksize,
-        progress=progress,
-        errors=errors,
-        timeout=timeout,
-        retries=retries,
-        memory_floor=memory_floor,
-        journal=journal,
-        retry_failed=retry_failed,
-        journal_mismatch=journal_mismatch,
-        address=address,
-        client=client,
-        indexed=indexed,
-    )
-    return flatten(_one_call(call, "map"))
+    return flatten(_call("imap()", fn, items, options, lazy=True).chunks("map"))
+
+
+@takes_options(call=True)
+def starmap(
+    fn: Callable[..., R], items: Iterable[Iterable[Any]], /, **options: Unpack[CallKeywords]
+) -> list[R]:
+    """``[fn(*args) for args in items]``, in parallel, with the options of ``map``."""
+    return collect(_call("starmap()", fn, items, options).chunks("star"))
 
 
 @overload
@@ -199,21 +120,8 @@ def istarmap(
     items: Iterable[Iterable[Any]],
     /,
     *,
-    backend: str = "auto",
-    workers: int | None = None,
-    ordered: bool = True,
-    chunksize: int | None = None,
-    progress: bool = False,
-    errors: str = "raise",
-    timeout: float | None = None,
-    retries: int | Retry = 0,
-    memory_floor: int | None = None,
-    journal: str | os.PathLike[str] | None = None,
-    retry_failed: bool = False,
-    journal_mismatch: str = "raise",
-    address: str | None = None,
-    client: Any = None,
     indexed: Literal[False] = False,
+    **options: Unpack[CallKeywords],
 ) -> Iterator[R]: ...
 
 
@@ -223,129 +131,22 @@ def istarmap(
     items: Iterable[Iterable[Any]],
     /,
     *,
-    backend: str = "auto",
-    workers: int | None = None,
-    ordered: bool = True,
-    chunksize: int | None = None,
-    progress: bool = False,
-    errors: str = "raise",
-    timeout: float | None = None,
-    retries: int | Retry = 0,
-    memory_floor: int | None = None,
-    journal: str | os.PathLike[str] | None = None,
-    retry_failed: bool = False,
-    journal_mismatch: str = "raise",
-    address: str | None = None,
-    client: Any = None,
     indexed: Literal[True],
+    **options: Unpack[CallKeywords],
 ) -> Iterator[tuple[int, R]]: ...
 
 
+@takes_options(call=True, lazy=True)
 def istarmap(
-    fn: Callable[..., R],
-    items: Iterable[Iterable[Any]],
-    /,
-    *,
-    backend: str = "auto",
-    workers: int | None = None,
-    ordered: bool = True,
-    chunksize: int | None = None,
-    progress: bool = False,
-    errors: str = "raise",
-    timeout: float | None = None,
-    retries: int | Retry = 0,
-    memory_floor: int | None = None,
-    journal: str | os.PathLike[str] | None = None,
-    retry_failed: bool = False,
-    journal_mismatch: str = "raise",
-    address: str | None = None,
-    client: Any = None,
-    indexed: bool = False,
+    fn: Callable[..., R], items: Iterable[Iterable[Any]], /, **options: Any
 ) -> Iterator[R] | Iterator[tuple[int, R]]:
     """Lazily yield ``fn(*args)`` for each tuple of arguments: ``starmap``, as ``imap`` is lazy."""
-    call = _check(
-        fn,
-        items,
-        backend=backend,
-        workers=workers,
-        ordered=ordered,
-        chunksize=chunksize,
-        progress=progress,
-        errors=errors,
-        timeout=timeout,
-        retries=retries,
-        memory_floor=memory_floor,
-        journal=journal,
-        retry_failed=retry_failed,
-        journal_mismatch=journal_mismatch,
-        address=address,
-        client=client,
-        indexed=indexed,
-    )
-    return flatten(_one_call(call, "star"))
+    return flatten(_call("istarmap()", fn, items, options, lazy=True).chunks("star"))
 
 
-def starmap(
-    fn: Callable[..., R],
-    items: Iterable[Iterable[Any]],
-    /,
-    *,
-    backend: str = "auto",
-    workers: int | None = None,
-    ordered: bool = True,
-    chunksize: int | None = None,
-    progress: bool = False,
-    errors: str = "raise",
-    timeout: float | None = None,
-    retries: int | Retry = 0,
-    memory_floor: int | None = None,
-    journal: str | os.PathLike[str] | None = None,
-    retry_failed: bool = False,
-    journal_mismatch: str = "raise",
-    address: str | None = None,
-    client: Any = None,
-) -> list[R]:
-    """``[fn(*args) for args in items]``, in parallel, with the options of ``map``."""
-    call = _check(
-        fn,
-        items,
-        backend=backend,
-        workers=workers,
-        ordered=ordered,
-        chunksize=chunksize,
-        progress=progress,
-        errors=errors,
-        timeout=timeout,
-        retries=retries,
-        memory_floor=memory_floor,
-        journal=journal,
-        retry_failed=retry_failed,
-        journal_mismatch=journal_mismatch,
-        address=address,
-        client=client,
-    )
-    return collect(_one_call(call, "star"))
-
-
+@takes_options(call=True)
 async def amap(
-    fn: Callable[[T], Any],
-    items: Iterable[T],
-    /,
-    *,
-    backend: str = "auto",
-    workers: int | None = None,
-    ordered: bool = True,
-    chunksize: int | None = None,
-    progress: bool = False,
-    errors: str = "raise",
-    timeout: float | None = None,
-    retries: int | Retry = 0,
-    memory_floor: int | None = None,
-    journal: str | os.PathLike[str] | None = None,
-    retry_failed: bool = False,
-    journal_mismatch: str = "raise",
-    address: str | None = None,
-    client: Any = None,
+    fn: Callable[[T], Any], items: Iterable[T], /, **options: Unpack[CallKeywords]
 ) -> list[Any]:
     """``await manyhands.amap(fn, items)``: ``map`` for async callers; never blocks the loop.
 
@@ -353,70 +154,20 @@ async def amap(
     sessions and connections), ``workers`` coroutines at a time; a plain function runs on
     threads or processes as with ``map``.
     """
-    call = _check(
-        fn,
-        items,
-        backend=backend,
-        workers=workers,
-        ordered=ordered,
-        chunksize=chunksize,
-        progress=progress,
-        errors=errors,
-        timeout=timeout,
-        retries=retries,
-        memory_floor=memory_floor,
-        journal=journal,
-        retry_failed=retry_failed,
-        journal_mismatch=journal_mismatch,
-        address=address,
-        client=client,
-    )
+    call = _call("amap()", fn, items, options)
     results: list[Any] = []
-    async for chunk in _one_call_async(call, "map"):
+    async for chunk in call.achunks("map"):
         results.extend(chunk)
     return results
 
 
+@takes_options(call=True)
 def aimap(
-    fn: Callable[[T], Any],
-    items: Iterable[T],
-    /,
-    *,
-    backend: str = "auto",
-    workers: int | None = None,
-    ordered: bool = True,
-    chunksize: int | None = None,
-    progress: bool = False,
-    errors: str = "raise",
-    timeout: float | None = None,
-    retries: int | Retry = 0,
-    memory_floor: int | None = None,
-    journal: str | os.PathLike[str] | None = None,
-    retry_failed: bool = False,
-    journal_mismatch: str = "raise",
-    address: str | None = None,
-    client: Any = None,
+    fn: Callable[[T], Any], items: Iterable[T], /, **options: Unpack[CallKeywords]
 ) -> AsyncIterator[Any]:
     """``async for result in manyhands.aimap(fn, items)``: lazy ``amap``, as ``imap`` is lazy."""
-    call = _check(
-        fn,
-        items,
-        backend=backend,
-        workers=workers,
-        ordered=ordered,
-        chunksize=chunksize,
-        progress=progress,
-        errors=errors,
-        timeout=timeout,
-        retries=retries,
-        memory_floor=memory_floor,
-        journal=journal,
-        retry_failed=retry_failed,
-        journal_mismatch=journal_mismatch,
-        address=address,
-        client=client,
-    )
-    return _aflatten(_one_call_async(call, "map"))
+    call = _call("aimap()", fn, items, options)
+    return aflatten(call.achunks("map"))
 
 
 def explain(
@@ -424,15 +175,10 @@ def explain(
     items: Iterable[Any],
     /,
     *,
-    backend: str = "auto",
+    backend: str | Dask = "auto",
     workers: int | None = None,
-    ordered: bool = True,
     chunksize: int | None = None,
-    progress: bool = False,
-    errors: str = "raise",
     timeout: float | None = None,
-    retries: int | Retry = 0,
-    memory_floor: int | None = None,
 ) -> Decision:
     """Where ``map(fn, items, ...)`` would run and why, as a ``Decision`` record.
 
@@ -440,36 +186,37 @@ def explain(
     thread, measured (wall and CPU time, what a hand-off costs here), and for CPU-heavy work
     a short run on two threads (whether the GIL is held). The items it ran are consumed from
     an iterator and their results dropped. The record's ``reasons`` say why in sentences;
-    ``evidence`` holds the numbers, this machine's measured figures among them.
+    ``evidence`` holds the numbers, this machine's measured figures among them. It takes
+    what can change the decision: ``chunksize``, and ``timeout`` (a stoppable worker).
     """
-    from ._core._auto import AutoPlan
-    from ._core._engine import decide_only
-
-    call = _check(
-        fn,
-        items,
-        backend=backend,
-        workers=workers,
-        ordered=ordered,
-        chunksize=chunksize,
-        progress=progress,
-        errors=errors,
-        timeout=timeout,
-        retries=retries,
-        memory_floor=memory_floor,
+    kind, _ = check_backend(backend)
+    count = check_positive_int("workers", workers, allow_none=True)
+    options = RunOptions.checked(
+        {"chunksize": chunksize, "timeout": timeout}, entry="explain()", backend=kind
     )
-    options = call.options
-    if call.kind != "auto":
-        chosen = _count(call.items, call.workers or default_workers(call.kind))
-        reason = f"backend={call.kind!r} was given"
-        return Decision(call.kind, chosen, options.chunksize or 1, (reason,))
+    return decide(kind, count, check_fn(fn), check_items(items), options)
+
+
+def decide(
+    kind: str,
+    workers: int | None,
+    fn: Callable[..., Any],
+    items: Iterable[Any],
+    options: RunOptions,
+) -> Decision:
+    """``explain``'s decision, for a one-call function's or a Pool's backend and workers."""
+    from ._core._engine import decide_only
+    from ._run import Backends, auto_target
+
+    if kind != "auto":
+        total = known_length(items)
+        chosen = workers or default_workers(kind)
+        chosen = chosen if total is None else max(1, min(chosen, total))
+        reason = f"backend={kind!r} was given"
+        return Decision(kind, chosen, options.chunksize or 1, (reason,))
     backends = Backends()
     try:
-        job = options.job(call.fn, "map")
-        plan = AutoPlan(job, known_length(call.items), backends.open, workers=call.workers)
-        decision = decide_only(
-            plan, job, call.items, chunksize=options.chunksize, policy=options.policy
-        )
+        decision = decide_only(auto_target(backends, workers), fn, items, options)
     finally:
         backends.shutdown(cancel=True)
     if decision is None:
@@ -480,89 +227,56 @@ def explain(
 
 
 class _Call(NamedTuple):
-    """One call's arguments, checked."""
+    """One call's arguments, checked, and the runner it opens."""
 
     fn: Callable[..., Any]
     items: Iterable[Any]
-    kind: str
-    workers: int | None
     options: RunOptions
-    #: Where a Dask backend runs: ``address=`` or ``client=`` (empty: a local cluster).
-    where: dict[str, Any]
+    runner: Runner
+
+    def chunks(self, mode: Mode) -> Iterator[list[Any]]:
+        return self.runner.chunks(MapCall(self.fn, mode, self.items, self.options))
+
+    def achunks(self, mode: Mode) -> AsyncIterator[list[Any]]:
+        return _achunks(self, mode)
 
 
-def _check(
-    fn: object,
-    items: object,
-    *,
-    backend: object,
-    workers: object,
-    address: object = None,
-    client: object = None,
-    **options: object,
-) -> _Call:
-    """Check every argument now, in the caller's frame, before any work starts."""
-    kind = check_backend(backend)
-    return _Call(
-        check_fn(fn),
-        check_items(items),
-        kind,
-        check_positive_int("workers", workers, allow_none=True),
-        RunOptions.checked(backend=kind, **options),
-        check_where(kind, address, client),
-    )
-
-
-def _one_call(call: _Call, mode: Mode) -> Iterator[list[Any]]:
-    """Run one call on backends of its own (started when first iterated), then stop them."""
-    backends = Backends(where=call.where)
-    finished = False
-    try:
-        yield from run_chunks(_target(call, backends), call.fn, call.items, mode, call.options)
-        finished = True
-    finally:
-        # Done: stop the idle workers. Otherwise (an error, Ctrl-C, the consumer stopped):
-        # drop the queued work and stop the running work where it can be stopped.
-        backends.shutdown(cancel=not finished)
-
-
-async def _one_call_async(call: _Call, mode: Mode) -> AsyncIterator[list[Any]]:
+async def _achunks(call: _Call, mode: Mode) -> AsyncIterator[list[Any]]:
     import asyncio  # here: synchronous callers never pay for importing it
 
     # Coroutines run on the caller's own loop, so they can use its sessions and connections.
-    backends = Backends(where=call.where, loop=asyncio.get_running_loop())
-    finished = False
-    try:
-        target = _target(call, backends)
-        async for results in arun_chunks(target, call.fn, call.items, mode, call.options):
-            yield results
-        finished = True
-    finally:
-        backends.shutdown(cancel=not finished)
+    runner = call.runner.on_loop(asyncio.get_running_loop())
+    async for results in runner.achunks(MapCall(call.fn, mode, call.items, call.options)):
+        yield results
 
 
-def _target(call: _Call, backends: Backends) -> Target:
-    """What one call's job runs on: auto's planner, or the backend named, sized to the input."""
-    kind = call.kind
-    if kind == "auto":
-        return auto_target(backends, call.workers)
-    if kind == "dask":  # without workers=, as many as the cluster has
-        workers = call.workers
-    else:
-        workers = _count(call.items, call.workers or default_workers(kind))
-    # Processes and Dask start every worker now: their start-up overlaps the pickling of the
-    # function and first items. Threads start as chunks arrive: starting 1,000 before the
-    # first chunk kept 1,000 sleeps of 50 ms waiting 0.23 s.
-    backend = backends.open(kind, workers)
-    return lambda job, total: backend
+def _call(
+    entry: str,
+    fn: object,
+    items: object,
+    given: Mapping[str, object],
+    *,
+    lazy: bool = False,
+) -> _Call:
+    """Check every argument now, in the caller's frame, before any work starts."""
+    options = dict(given)
+    kind, settings = check_backend(options.pop("backend", CALL_KEYWORDS["backend"]))
+    workers = check_positive_int("workers", options.pop("workers", None), allow_none=True)
+    run = RunOptions.checked(
+        options, entry=entry, backend=kind, allowed=LAZY_NAMES if lazy else _NAMES
+    )
+    return _Call(
+        check_fn(fn),
+        check_items(items),
+        run,
+        Runner(kind, workers=workers, settings={kind: settings}, one_call=True),
+    )
 
 
-def _count(items: Iterable[Any], workers: int) -> int:
-    total = known_length(items)
-    return workers if total is None else max(1, min(workers, total))  # none idle
+_NAMES = frozenset(Keywords._fields)
 
 
-async def _aflatten(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
+async def aflatten(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
     try:
         async for chunk in chunks:
             for result in chunk:

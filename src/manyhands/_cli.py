@@ -76,18 +76,21 @@ def _run(args: argparse.Namespace) -> int:
     recalled = _journal_precheck(args)
     started = time.perf_counter()
     options: dict[str, Any] = {
-        "backend": args.backend,
+        "backend": _backend(args),
         "workers": args.workers,
-        "address": args.address,
         "ordered": not args.unordered,
         "chunksize": args.chunksize,
         "timeout": args.timeout,
         "retries": args.retries,
         "errors": "return",  # --errors raise stops below, at the first failure delivered
         "progress": sys.stderr.isatty() if args.progress is None else args.progress,
-        "journal": journal,
-        "retry_failed": args.retry_failed,
-        "journal_mismatch": "rerun" if args.rerun_changed else "raise",
+        "journal": None
+        if journal is None
+        else mh.Journal(
+            journal,
+            retry_failed=args.retry_failed,
+            mismatch="rerun" if args.rerun_changed else "raise",
+        ),
         "indexed": True,
     }
     mapper = mh.istarmap if args.star else mh.imap
@@ -121,6 +124,18 @@ def _run(args: argparse.Namespace) -> int:
         summary += "; stopped at the first failure (--errors raise)"
     print(f"manyhands run: {summary}, in {time.perf_counter() - started:.2f} s", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _backend(args: argparse.Namespace) -> str | mh.Dask:
+    """``--backend`` with ``--address``: a Dask cluster there."""
+    if args.address is None:
+        return str(args.backend)
+    if args.backend != "dask":
+        raise UsageError(
+            f"--address {args.address} says which Dask cluster to run on, and applies only to "
+            f"--backend dask (got --backend {args.backend}): add --backend dask"
+        )
+    return mh.Dask(address=args.address)
 
 
 def _journal_precheck(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
     caller's thread                          the map's driver thread (the engine's)
     ---------------                          --------------------------------------
-    Pool.map(...) ──starts──────────────────> run_chunks(...) ── chunks to the backends
+    Pool.map(...) ──starts──────────────────> Runner.chunks(...) ── chunks to the backends
       returns the iterator at once                │ each result list, in input order
     next(it) <── results.get(deadline) <──────────┘ put on ``results``; then the end,
       raises the item's exception at its          or the exception the run raised

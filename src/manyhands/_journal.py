@@ -47,7 +47,7 @@ from ._errors import (
 )
 from ._fingerprint import fingerprint
 
-__all__ = ["FORMAT", "Journal", "connect", "function_identity", "process_alive", "read_meta"]
+__all__ = ["FORMAT", "JournalFile", "connect", "function_identity", "process_alive", "read_meta"]
 
 FORMAT = 1
 
@@ -116,8 +116,8 @@ def _unusable(path: str, exc: BaseException) -> str:
     )
 
 
-class Journal:
-    """The store of one job's outcomes; open with ``Journal.open``, end with ``close``."""
+class JournalFile:
+    """The store of one job's outcomes; open with ``JournalFile.open``, end with ``close``."""
 
     def __init__(
         self,
@@ -154,7 +154,7 @@ class Journal:
         total: int | None,
         retry_failed: bool,
         mismatch: str,
-    ) -> Journal:
+    ) -> JournalFile:
         """Open (or create) the journal for this job, and mark this run as its writer."""
         conn = connect(path)
         try:
@@ -212,8 +212,9 @@ class Journal:
                 raise JournalMismatch(
                     f"journal {self.path!r} records item {index} as the input {row[12]}, but "
                     f"this run's item {index} is {short_repr(items[offset])}: the items "
-                    "changed. Delete the journal to start over, or pass journal_mismatch="
-                    "'rerun' (command line: --rerun-changed) to run the changed items again"
+                    "changed. Delete the journal to start over, or pass journal=manyhands."
+                    "Journal(path, mismatch='rerun') (command line: --rerun-changed) to run the "
+                    "changed items again"
                 )
             if status == "done":
                 result = self._loads(row[3], index)
@@ -340,7 +341,8 @@ class Journal:
         add_note(
             exception,
             f"manyhands: item {index} failed in an earlier run, as journal {self.path!r} "
-            "records; pass retry_failed=True (command line: --retry-failed) to run it again",
+            "records; pass journal=manyhands.Journal(path, retry_failed=True) (command line: "
+            "--retry-failed) to run it again",
         )
         return Failure(
             index=index,
@@ -378,8 +380,9 @@ def _prepare(
             if mismatch != "rerun":
                 raise JournalMismatch(
                     f"journal {path!r} records {_job(*recorded)}, not {_job(function, mode)}: "
-                    "give another journal file, or pass journal_mismatch='rerun' (command "
-                    "line: --rerun-changed) to discard its records and run every item again"
+                    "give another journal file, or pass journal=manyhands.Journal(path, "
+                    "mismatch='rerun') (command line: --rerun-changed) to discard its records "
+                    "and run every item again"
                 )
             conn.execute("DELETE FROM items")
             conn.executemany(

@@ -6,47 +6,56 @@ Every message names the parameter, the value given, what is accepted, and the us
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from ._core._engine import DEFAULT_POLICY, Policy
 from ._core._records import NamedTuple
-from ._core._task import Job
 from ._errors import ArgumentTypeError, ArgumentValueError, short_repr
 from ._system import available_cpus
 from .backends import BACKEND_NAMES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypeVar
 
     from ._core._failure import Retry
     from ._core._task import Mode
-    from ._journal import Journal
+    from ._journal import JournalFile
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "BACKEND_CHOICES",
-    "JournalOptions",
+    "CALL_KEYWORDS",
+    "Dask",
+    "Journal",
+    "Keywords",
     "RunOptions",
     "check_fn",
     "check_items",
-    "check_where",
     "default_workers",
+    "takes_options",
 ]
 
 
-class JournalOptions(NamedTuple):
-    """Where a map records its finished items, and what a resumed run does with failures."""
+class Journal(NamedTuple):
+    """``journal=Journal("run.db", ...)``: record every finished item of a map in that SQLite
+    file, and say what a resumed run does (``journal="run.db"`` is ``Journal("run.db")``).
 
-    path: str
+    ``retry_failed=True``: items that failed in an earlier run run again (by default their
+    failures are returned from the journal). ``mismatch``: ``"raise"`` refuses a journal of
+    another function or other items; ``"rerun"`` runs the items whose record does not match.
+    """
+
+    path: str | os.PathLike[str]
     retry_failed: bool = False
-    #: "raise": a journal of another job is refused; "rerun": its mismatched records run again.
     mismatch: str = "raise"
 
-    def open(self, fn: Callable[..., Any], mode: Mode, total: int | None) -> Journal:
-        from ._journal import Journal, function_identity  # sqlite3 only when a journal is used
+    def open(self, fn: Callable[..., Any], mode: Mode, total: int | None) -> JournalFile:
+        from ._journal import JournalFile, function_identity  # sqlite3 only when one is used
 
-        return Journal.open(
-            self.path,
+        return JournalFile.open(
+            os.fspath(self.path),
             function=function_identity(fn),
             mode=mode,
             total=total,
@@ -55,39 +64,119 @@ class JournalOptions(NamedTuple):
         )
 
 
+class Dask(NamedTuple):
+    """``backend=Dask(...)``: run on a Dask cluster: the scheduler at ``address``
+    (``"tcp://10.0.0.5:8786"``), or through ``client`` (a ``distributed.Client``); with
+    neither, a local cluster started for the call or the Pool (``backend="dask"``)."""
+
+    address: str | None = None
+    client: Any = None
+
+
 BACKEND_CHOICES: tuple[str, ...] = BACKEND_NAMES
 
 
+class Keywords(NamedTuple):
+    """The keyword options of every map (``map``, ``imap``, ``starmap``, ``istarmap``,
+    ``amap``, ``aimap``, and the Pool's methods), with their defaults: declared here once.
+
+    The functions take them as ``**options`` (typed for checkers by ``_keywords.py``, whose
+    names a test holds equal to these); ``takes_options`` shows them in each function's
+    signature, and ``RunOptions.checked`` checks them.
+    """
+
+    ordered: bool = True
+    chunksize: int | None = None
+    progress: bool = False
+    errors: str = "raise"
+    timeout: float | None = None
+    retries: int | Retry = 0
+    memory_floor: int | None = None
+    journal: str | os.PathLike[str] | Journal | None = None
+
+
+#: What the one-call functions take besides: where the work runs (a Pool's constructor has
+#: the same two).
+CALL_KEYWORDS: dict[str, object] = {"backend": "auto", "workers": None}
+
+
+def takes_options(
+    *, method: bool = False, call: bool = False, lazy: bool = False
+) -> Callable[[F], F]:
+    """Show a ``**options`` function's keywords in its signature (``help``, ``inspect``).
+
+    ``call``: ``backend`` and ``workers`` first (the one-call functions); ``lazy``:
+    ``indexed`` last (``imap``, ``istarmap``); ``method``: a Pool's (``self`` first).
+    ``inspect.signature`` follows ``__wrapped__``, so each function gets, there, a stand-in
+    with the real signature: the code object of ``(fn, items, /)`` given the keyword-only
+    names, and their defaults. Not ``exec`` (compiling two such functions costs a first call
+    1.5 ms here) and not ``inspect.Signature`` (importing ``inspect`` costs 23 ms).
+    """
+    defaults: dict[str, object] = dict(CALL_KEYWORDS) if call else {}
+    defaults.update(Keywords._field_defaults)
+    if lazy:
+        defaults["indexed"] = False
+    shape = _method_shape if method else _function_shape
+
+    def decorate(fn: F) -> F:
+        import types  # already imported by the time a map is: functools imports it
+
+        code = shape.__code__
+        names = code.co_varnames[: code.co_argcount] + tuple(defaults)
+        stand_in = types.FunctionType(
+            code.replace(
+                co_kwonlyargcount=len(defaults),
+                co_varnames=names,
+                co_nlocals=len(names),
+                co_name=fn.__name__,
+            ),
+            {},
+            fn.__name__,
+        )
+        stand_in.__kwdefaults__ = defaults
+        fn.__wrapped__ = stand_in  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
+
+
+def _function_shape(fn, items, /):  # type: ignore[no-untyped-def]
+    """The positional part of every map's signature."""
+
+
+def _method_shape(self, fn, items, /):  # type: ignore[no-untyped-def]
+    """The positional part of every map method's signature."""
+
+
 class RunOptions(NamedTuple):
-    """The per-call options of map/imap/starmap, checked."""
+    """The per-call options of a map, checked: the one record the engine takes."""
 
     ordered: bool = True
     chunksize: int | None = None
     progress: bool = False
     policy: Policy = DEFAULT_POLICY
-    journal: JournalOptions | None = None
+    journal: Journal | None = None
     #: Deliver ``(index, result)`` pairs (imap and istarmap).
     indexed: bool = False
 
     @classmethod
     def checked(
         cls,
+        given: Mapping[str, object],
         *,
-        ordered: object = True,
-        chunksize: object = None,
-        progress: object = False,
-        errors: object = "raise",
-        timeout: object = None,
-        retries: object = 0,
-        memory_floor: object = None,
-        journal: object = None,
-        retry_failed: object = False,
-        journal_mismatch: object = "raise",
-        indexed: object = False,
+        entry: str,
         backend: str = "auto",
+        allowed: frozenset[str] | None = None,
     ) -> RunOptions:
-        size = check_positive_int("chunksize", chunksize, allow_none=True)
-        limit = check_timeout(timeout)
+        """``given`` checked: the keywords a call passed (``entry`` names the function in
+        messages); ``allowed``: which of them it takes (default: every map's)."""
+        names = allowed if allowed is not None else _RUN_NAMES
+        unknown = [name for name in given if name not in names]
+        if unknown:
+            raise _unexpected(entry, unknown[0], names)
+        values = {**Keywords._field_defaults, "indexed": False, **given}
+        size = check_positive_int("chunksize", values["chunksize"], allow_none=True)
+        limit = check_timeout(values["timeout"])
         if limit is not None and size is not None:
             raise ArgumentValueError(
                 f"timeout={limit:g} is per item, so items travel one at a time; "
@@ -99,76 +188,64 @@ class RunOptions(NamedTuple):
                 "runs in your own thread: use backend='thread', 'process' or 'asyncio'"
             )
         policy = Policy(
-            errors=check_errors(errors),
-            retry=check_retries(retries),
+            errors=check_errors(values["errors"]),
+            retry=check_retries(values["retries"]),
             timeout=limit,
-            memory_floor=check_memory_floor(memory_floor),
+            memory_floor=check_memory_floor(values["memory_floor"]),
         )
         return cls(
-            ordered=check_bool("ordered", ordered),
+            ordered=check_bool("ordered", values["ordered"]),
             chunksize=size,
-            progress=check_bool("progress", progress),
+            progress=check_bool("progress", values["progress"]),
             policy=policy,
-            journal=check_journal(journal, retry_failed, journal_mismatch),
-            indexed=check_bool("indexed", indexed),
-        )
-
-    @property
-    def engine(self) -> dict[str, Any]:
-        """The options the engine's drivers take, as keywords."""
-        return {
-            "ordered": self.ordered,
-            "chunksize": self.chunksize,
-            "policy": self.policy,
-            "indexed": self.indexed,
-        }
-
-    def job(self, fn: Callable[..., Any], mode: Mode) -> Job:
-        """The job record a map with these options runs."""
-        policy = self.policy
-        timed = policy.errors == "return" or policy.retry is not None
-        return Job(
-            fn,
-            mode,
-            stop_on_error=policy.stop_on_error,
-            timed=timed or policy.timeout is not None,
-            timeout=policy.timeout,
+            journal=check_journal(values["journal"]),
+            indexed=check_bool("indexed", values["indexed"]),
         )
 
 
-def check_journal(
-    journal: object, retry_failed: object, journal_mismatch: object
-) -> JournalOptions | None:
-    retry = check_bool("retry_failed", retry_failed)
-    if journal_mismatch not in ("raise", "rerun"):
-        raise ArgumentValueError(
-            f"journal_mismatch={short_repr(journal_mismatch)} is not accepted; use 'raise' (a "
-            "journal of another job is refused) or 'rerun' (items whose record does not match "
-            "run again)"
-        )
+_RUN_NAMES = frozenset(Keywords._fields)
+#: The lazy maps' (imap, istarmap) names.
+LAZY_NAMES = _RUN_NAMES | {"indexed"}
+
+
+def _unexpected(entry: str, name: str, names: frozenset[str]) -> ArgumentTypeError:
+    import difflib  # on the error's path only
+
+    close = difflib.get_close_matches(name, sorted(names), n=1)
+    hint = f"; did you mean {close[0]}=?" if close else ""
+    return ArgumentTypeError(
+        f"{entry} got an unexpected keyword argument {name!r}{hint} (it takes "
+        f"{', '.join(sorted(names))})"
+    )
+
+
+def check_journal(journal: object) -> Journal | None:
+    """``journal=``: a path, or a ``Journal`` (a path and what a resumed run does)."""
     if journal is None:
-        for name, value, default in (
-            ("retry_failed", retry, False),
-            ("journal_mismatch", journal_mismatch, "raise"),
-        ):
-            if value != default:
-                raise ArgumentValueError(
-                    f"{name}={value!r} applies to a journal, and none was given: pass "
-                    f"journal='path.db' as well, or drop {name}="
-                )
         return None
-    if not isinstance(journal, (str, os.PathLike)):
+    if isinstance(journal, Journal):
+        record = journal
+        check_bool("Journal(retry_failed=)", record.retry_failed)
+        if record.mismatch not in ("raise", "rerun"):
+            raise ArgumentValueError(
+                f"Journal(mismatch={short_repr(record.mismatch)}) is not accepted; use 'raise' "
+                "(a journal of another job is refused) or 'rerun' (items whose record does not "
+                "match run again)"
+            )
+    elif isinstance(journal, (str, os.PathLike)):
+        record = Journal(journal)
+    else:
         raise ArgumentTypeError(
-            f"journal must be the path of a file (a str or pathlib.Path), got "
-            f"{short_repr(journal)} ({type(journal).__name__})"
+            f"journal must be the path of a file (a str or pathlib.Path) or a "
+            f"manyhands.Journal(path, ...), got {short_repr(journal)} ({type(journal).__name__})"
         )
-    path = os.fspath(journal)
+    path = os.fspath(record.path)
     if not isinstance(path, str) or not path.strip() or path == ":memory:":
         raise ArgumentValueError(
-            f"journal={short_repr(journal)} is not a file path; give one such as "
+            f"journal={short_repr(record.path)} is not a file path; give one such as "
             "journal='crawl.db' (it is created if it does not exist)"
         )
-    return JournalOptions(path, retry_failed=retry, mismatch=str(journal_mismatch))
+    return record._replace(path=path)
 
 
 def check_errors(errors: object) -> str:
@@ -250,43 +327,38 @@ def check_items(items: object) -> Iterable[Any]:
     return items  # type: ignore[return-value]
 
 
-def check_backend(backend: object) -> str:
+def check_backend(backend: object) -> tuple[str, dict[str, Any]]:
+    """``backend=``: its name, and its settings (where a ``Dask(...)`` connects)."""
+    if isinstance(backend, Dask):
+        return "dask", _check_dask(backend)
     if not isinstance(backend, str):
         raise ArgumentTypeError(
-            f"backend must be a string, one of {', '.join(map(repr, BACKEND_CHOICES))}; "
-            f"got {short_repr(backend)} ({type(backend).__name__})"
+            f"backend must be a string, one of {', '.join(map(repr, BACKEND_CHOICES))}, or "
+            f"manyhands.Dask(address=...); got {short_repr(backend)} ({type(backend).__name__})"
         )
     if backend not in BACKEND_CHOICES:
         raise ArgumentValueError(
             f"backend={backend!r} is not a backend; choose one of "
             f"{', '.join(map(repr, BACKEND_CHOICES))} ('auto', the default, measures and chooses)"
         )
-    return backend
+    return backend, {}
 
 
-def check_where(backend: str, address: object, client: object) -> dict[str, Any]:
-    """``address=`` / ``client=``: where a Dask backend runs; only for ``backend="dask"``."""
-    pairs = (("address", address), ("client", client))
-    given = {name: value for name, value in pairs if value is not None}
-    if not given:
-        return {}
-    if backend != "dask":
-        name, value = next(iter(given.items()))
+def _check_dask(dask: Dask) -> dict[str, Any]:
+    address, client = dask
+    if address is not None and client is not None:
         raise ArgumentValueError(
-            f"{name}={short_repr(value)} says which Dask cluster to run on, and applies only "
-            f"to backend='dask' (got backend={backend!r}): pass backend='dask' as well"
-        )
-    if len(given) == 2:
-        raise ArgumentValueError(
-            f"address={short_repr(address)} and client={short_repr(client)} were both given; "
-            "pass one: the client already knows its scheduler's address"
+            f"Dask(address={short_repr(address)}, client={short_repr(client)}): pass one; the "
+            "client already knows its scheduler's address"
         )
     if address is not None and (not isinstance(address, str) or not address.strip()):
         raise ArgumentTypeError(
-            f"address must be a Dask scheduler address such as 'tcp://10.0.0.5:8786', got "
+            f"Dask(address=) must be a scheduler address such as 'tcp://10.0.0.5:8786', got "
             f"{short_repr(address)} ({type(address).__name__})"
         )
-    return given
+    if address is not None:
+        return {"address": address}
+    return {} if client is None else {"client": client}
 
 
 def check_bool(name: str, value: object) -> bool:

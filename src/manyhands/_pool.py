@@ -1,4 +1,5 @@
-"""Pool: owns warm backends and their defaults; a ``concurrent.futures.Executor``."""
+"""Pool: warm workers for many calls, the whole mapping surface, and a real
+``concurrent.futures.Executor``."""
 
 from __future__ import annotations
 
@@ -7,31 +8,36 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import BrokenExecutor, Executor, Future, InvalidStateError
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
+from ._core._decision import Decision
 from ._core._engine import item_exception
 from ._core._protocol import Backend
 from ._core._task import Chunk, ChunkOutcome, Job, is_coroutine_function
 from ._errors import ArgumentValueError, PoolClosedError
 from ._executor_map import MapDriver, buffered, check_map_arguments, zipped
 from ._options import (
+    LAZY_NAMES,
     RunOptions,
     check_backend,
     check_fn,
     check_initializer,
     check_items,
     check_positive_int,
-    check_where,
-    default_workers,
+    takes_options,
 )
-from ._run import Backends, Target, auto_target, collect, flatten, run_chunks
+from ._run import MapCall, Runner, collect, flatten
 from ._stats import PoolStatistics, StatisticsRecorder
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ._core._failure import Retry
     from ._core._task import Mode
+    from ._keywords import MapKeywords
+    from ._options import Dask, Journal
 
 __all__ = ["Pool"]
 
@@ -40,39 +46,33 @@ R = TypeVar("R")
 
 
 class Pool(Executor):
-    """Warm workers for many calls: ``map``, ``imap``, ``starmap`` and ``submit``.
-
-    ``Pool`` is a ``concurrent.futures.Executor``: ``submit`` returns a ``Future``, so it works
-    with ``as_completed``, ``wait`` and ``loop.run_in_executor``. Its ``map`` differs from
-    ``Executor.map``: it takes one iterable, returns a list, and chunks automatically
-    (``starmap(fn, zip(a, b))`` maps over several). Use it as a context manager, or call
+    """Warm workers for many calls: ``imap``, ``starmap``, ``istarmap``, ``amap``, ``aimap``
+    and ``explain``, with the options of ``manyhands.map``; and a
+    ``concurrent.futures.Executor``: ``submit`` returns a ``Future`` (``wait``,
+    ``as_completed``, ``loop.run_in_executor``), and ``map`` is ``Executor.map`` (an iterator;
+    ``list(pool.map(fn, items))`` is the list). Use it as a context manager, or call
     ``shutdown()``: workers stay up until then.
 
+    ``backend``: as for ``manyhands.map`` (``manyhands.Dask(address=...)`` runs on a Dask
+    cluster; ``"dask"``, on a local cluster the pool starts and stops with itself).
     ``initializer(*initargs)`` runs once in each worker before its first item.
-
-    ``backend="dask"``: the pool's work runs on the Dask cluster at ``address=``, or through
-    ``client=`` (a ``distributed.Client``), or else on a local cluster the pool starts and
-    stops with itself.
     """
 
     def __init__(
         self,
         *,
-        backend: str = "auto",
+        backend: str | Dask = "auto",
         workers: int | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
-        address: str | None = None,
-        client: Any = None,
     ) -> None:
-        kind = check_backend(backend)
-        where = check_where(kind, address, client)
+        kind, settings = check_backend(backend)
         self._start(
             kind,
             workers=check_positive_int("workers", workers, allow_none=True),
             initializer=initializer,
             initargs=initargs,
-            settings={"dask": where} if where else {},
+            settings={kind: settings} if settings else {},
         )
 
     def _start(
@@ -86,14 +86,15 @@ class Pool(Executor):
     ) -> None:
         """Set the Pool up (``settings``: backend keywords by kind, as ``Backends`` takes)."""
         self._kind = kind
-        self._workers = workers
-        self._initializer, self._initargs = check_initializer(initializer, initargs)
+        initializer, initargs = check_initializer(initializer, initargs)
         self._lock = threading.Lock()
         self._stats = StatisticsRecorder()
-        self._backends = Backends(
-            initializer=self._initializer,
-            initargs=self._initargs,
+        self._runner = Runner(
+            kind,
+            workers=workers,
             settings=settings,
+            initializer=initializer,
+            initargs=initargs,
             on_open=self._stats.used,
         )
         self._futures: set[Future[Any]] = set()
@@ -106,8 +107,7 @@ class Pool(Executor):
         self._broken: BrokenExecutor | None = None
         self._closed = False
         self._stopping: threading.Thread | None = None  # a shutdown(wait=False) under way
-        if self._kind != "auto":
-            self._backend(self._kind)  # warm before the first call
+        self._runner.warm()  # an explicit backend starts before the first call
 
     # -- mapping -----------------------------------------------------------------------
 
@@ -122,9 +122,7 @@ class Pool(Executor):
         errors: str = "raise",
         retries: int | Retry = 0,
         memory_floor: int | None = None,
-        journal: str | os.PathLike[str] | None = None,
-        retry_failed: bool = False,
-        journal_mismatch: str = "raise",
+        journal: str | os.PathLike[str] | Journal | None = None,
     ) -> Iterator[R]:
         """``Executor.map``: an iterator over ``fn(*args)`` for the iterables zipped, in order.
 
@@ -142,19 +140,18 @@ class Pool(Executor):
         limit, size, buffer = check_map_arguments(timeout, chunksize, buffersize)
         deadline = None if limit is None else time.monotonic() + limit
         inputs, star = zipped(iterables)
+        extras = {
+            "progress": progress,
+            "errors": errors,
+            "retries": retries,
+            "memory_floor": memory_floor,
+            "journal": journal,
+        }
         options = RunOptions.checked(
-            chunksize=size,
-            progress=progress,
-            errors=errors,
-            retries=retries,
-            memory_floor=memory_floor,
-            journal=journal,
-            retry_failed=retry_failed,
-            journal_mismatch=journal_mismatch,
-            backend=self._kind,
+            {"chunksize": size, **extras}, entry="Pool.map()", backend=self._kind
         )
         if buffer is not None:
-            if options != RunOptions.checked(chunksize=size, backend=self._kind):
+            if options != RunOptions.checked({"chunksize": size}, entry="", backend=self._kind):
                 raise ArgumentValueError(
                     f"buffersize={buffer} runs each call on its own, as submit() does, and the "
                     "manyhands options given (progress, errors, retries, memory_floor, "
@@ -164,11 +161,12 @@ class Pool(Executor):
             self._check_open()
             return buffered(self.submit, fn, inputs, star, buffer, deadline)
         items = list(inputs)  # read now, as the standard library's map reads its iterables
-        target = self._target()  # refuses a Pool that has been shut down
+        self._check_open()
         mode: Mode = "star" if star else "map"
 
         def run(stop: Callable[[], bool]) -> Iterator[list[Any]]:
-            return run_chunks(target, fn, items, mode, options, listeners=[self._stats], stop=stop)
+            call = MapCall(fn, mode, items, options)
+            return self._runner.chunks(call, listeners=[self._stats], stop=stop)
 
         with self._lock:  # registered before it starts: its end removes it
             driver = MapDriver(run, deadline, self._driver_ended)
@@ -179,82 +177,148 @@ class Pool(Executor):
         with self._lock, contextlib.suppress(ValueError):  # shutdown took the list meanwhile
             self._drivers.remove(driver)
 
+    @overload
     def imap(
         self,
         fn: Callable[[T], R],
         items: Iterable[T],
         /,
         *,
-        ordered: bool = True,
-        chunksize: int | None = None,
-        progress: bool = False,
-        errors: str = "raise",
-        timeout: float | None = None,
-        retries: int | Retry = 0,
-        memory_floor: int | None = None,
-        journal: str | os.PathLike[str] | None = None,
-        retry_failed: bool = False,
-        journal_mismatch: str = "raise",
-    ) -> Iterator[R]:
-        """Lazily yield ``fn(item)`` for each item; see ``manyhands.imap``."""
-        options = RunOptions.checked(
-            ordered=ordered,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            timeout=timeout,
-            retries=retries,
-            memory_floor=memory_floor,
-            journal=journal,
-            retry_failed=retry_failed,
-            journal_mismatch=journal_mismatch,
-            backend=self._kind,
-        )
-        return flatten(self._chunks(check_fn(fn), check_items(items), "map", options))
+        indexed: Literal[False] = False,
+        **options: Unpack[MapKeywords],
+    ) -> Iterator[R]: ...
 
-    def starmap(
+    @overload
+    def imap(
+        self,
+        fn: Callable[[T], R],
+        items: Iterable[T],
+        /,
+        *,
+        indexed: Literal[True],
+        **options: Unpack[MapKeywords],
+    ) -> Iterator[tuple[int, R]]: ...
+
+    @takes_options(method=True, lazy=True)
+    def imap(
+        self, fn: Callable[[T], R], items: Iterable[T], /, **options: Any
+    ) -> Iterator[R] | Iterator[tuple[int, R]]:
+        """Lazily yield ``fn(item)`` for each item; see ``manyhands.imap``."""
+        return flatten(self._chunks("imap()", fn, items, "map", options, lazy=True))
+
+    @overload
+    def istarmap(
         self,
         fn: Callable[..., R],
         items: Iterable[Iterable[Any]],
         /,
         *,
-        ordered: bool = True,
-        chunksize: int | None = None,
-        progress: bool = False,
-        errors: str = "raise",
-        timeout: float | None = None,
-        retries: int | Retry = 0,
-        memory_floor: int | None = None,
-        journal: str | os.PathLike[str] | None = None,
-        retry_failed: bool = False,
-        journal_mismatch: str = "raise",
+        indexed: Literal[False] = False,
+        **options: Unpack[MapKeywords],
+    ) -> Iterator[R]: ...
+
+    @overload
+    def istarmap(
+        self,
+        fn: Callable[..., R],
+        items: Iterable[Iterable[Any]],
+        /,
+        *,
+        indexed: Literal[True],
+        **options: Unpack[MapKeywords],
+    ) -> Iterator[tuple[int, R]]: ...
+
+    @takes_options(method=True, lazy=True)
+    def istarmap(
+        self, fn: Callable[..., R], items: Iterable[Iterable[Any]], /, **options: Any
+    ) -> Iterator[R] | Iterator[tuple[int, R]]:
+        """Lazily yield ``fn(*args)`` for each tuple of arguments; see ``manyhands.istarmap``."""
+        return flatten(self._chunks("istarmap()", fn, items, "star", options, lazy=True))
+
+    @takes_options(method=True)
+    def starmap(
+        self,
+        fn: Callable[..., R],
+        items: Iterable[Iterable[Any]],
+        /,
+        **options: Unpack[MapKeywords],
     ) -> list[R]:
         """``[fn(*args) for args in items]``, run on the pool's workers."""
+        return collect(self._chunks("starmap()", fn, items, "star", options))
+
+    @takes_options(method=True)
+    async def amap(
+        self, fn: Callable[[T], Any], items: Iterable[T], /, **options: Unpack[MapKeywords]
+    ) -> list[Any]:
+        """``await pool.amap(fn, items)``: ``manyhands.amap`` on the pool's workers."""
+        results: list[Any] = []
+        async for chunk in self._achunks("amap()", fn, items, options):
+            results.extend(chunk)
+        return results
+
+    @takes_options(method=True)
+    def aimap(
+        self, fn: Callable[[T], Any], items: Iterable[T], /, **options: Unpack[MapKeywords]
+    ) -> AsyncIterator[Any]:
+        """``async for result in pool.aimap(fn, items)``: lazy ``amap``."""
+        from ._api import aflatten
+
+        return aflatten(self._achunks("aimap()", fn, items, options))
+
+    def explain(
+        self,
+        fn: Callable[..., Any],
+        items: Iterable[Any],
+        /,
+        *,
+        chunksize: int | None = None,
+        timeout: float | None = None,
+    ) -> Decision:
+        """Where ``pool.imap(fn, items, ...)`` would run and why; see ``manyhands.explain``."""
+        from ._api import decide
+
         options = RunOptions.checked(
-            ordered=ordered,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            timeout=timeout,
-            retries=retries,
-            memory_floor=memory_floor,
-            journal=journal,
-            retry_failed=retry_failed,
-            journal_mismatch=journal_mismatch,
-            backend=self._kind,
+            {"chunksize": chunksize, "timeout": timeout}, entry="explain()", backend=self._kind
         )
-        return collect(self._chunks(check_fn(fn), check_items(items), "star", options))
+        return decide(self._kind, self._runner.workers, check_fn(fn), check_items(items), options)
 
     def _chunks(
-        self, fn: Callable[..., Any], items: Iterable[Any], mode: Mode, options: RunOptions
+        self,
+        entry: str,
+        fn: object,
+        items: object,
+        mode: Mode,
+        options: Mapping[str, object],
+        *,
+        lazy: bool = False,
     ) -> Iterator[list[Any]]:
-        yield from run_chunks(self._target(), fn, items, mode, options, listeners=[self._stats])
+        """One map's results on the pool's workers, every argument checked now."""
+        run = self._checked(entry, options, lazy)
+        call, inputs = check_fn(fn), check_items(items)
+        self._check_open()
+        return self._runner.chunks(MapCall(call, mode, inputs, run), listeners=[self._stats])
 
-    def _target(self) -> Target:
-        if self._kind == "auto":
-            return auto_target(self._backends, self._workers)
-        backend = self._backend(self._kind)
-        return lambda job, total: backend
+    async def _achunks(
+        self, entry: str, fn: object, items: object, options: Mapping[str, object]
+    ) -> AsyncIterator[list[Any]]:
+        import asyncio
+
+        run = self._checked(entry, options, False)
+        call, inputs = check_fn(fn), check_items(items)
+        self._check_open()
+        runner = self._runner
+        if is_coroutine_function(call) or self._kind == "asyncio":
+            # Coroutines run on the caller's loop (its sessions work in them): backends of
+            # this call's own there, stopped with it. Plain functions: the warm workers.
+            runner = runner.on_loop(asyncio.get_running_loop())
+        mapped = MapCall(call, "map", inputs, run)
+        async for results in runner.achunks(mapped, listeners=[self._stats]):
+            yield results
+
+    def _checked(self, entry: str, options: Mapping[str, object], lazy: bool) -> RunOptions:
+        return RunOptions.checked(
+            options, entry=entry, backend=self._kind, allowed=LAZY_NAMES if lazy else None
+        )
 
     # -- Executor ----------------------------------------------------------------------
 
@@ -341,7 +405,7 @@ class Pool(Executor):
         def finish() -> None:
             for driver in drivers:  # every map() call's items run, as if all were submitted
                 driver.thread.join()
-            self._backends.shutdown(cancel=False)
+            self._runner.shutdown(cancel=False)
 
         if wait:
             finish()
@@ -364,9 +428,7 @@ class Pool(Executor):
 
     def _backend(self, kind: str) -> Backend:
         """The Pool's backend ``kind`` (``Backends.open`` refuses once the Pool is shut down)."""
-        # dask takes the cluster's size when workers= is not given
-        workers = self._workers or (None if kind == "dask" else default_workers(kind))
-        return self._backends.open(kind, workers)  # eager for processes and Dask only
+        return self._runner.backend(kind)  # eager for processes and Dask only
 
 
 def _abandon(future: Future[Any]) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
-from ._core._engine import execute, known_length
+from ._core._engine import Where, execute, known_length
 from ._core._events import Listener
 from ._core._plan import Plan
 from ._core._protocol import Backend
+from ._core._records import NamedTuple
 from ._core._task import Job
 from ._errors import PoolClosedError
-from ._options import RunOptions
+from ._options import RunOptions, default_workers
 from .backends import create
 
 TYPE_CHECKING = False
@@ -25,21 +26,20 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ._core._task import Mode
-    from ._journal import Journal
+    from ._journal import JournalFile
 
 __all__ = [
     "Backends",
+    "MapCall",
+    "Runner",
     "Target",
-    "arun_chunks",
     "auto_target",
     "collect",
     "flatten",
-    "run_chunks",
-    "start_job",
 ]
 
 #: What a job runs on: a backend, or (``backend="auto"``) the plan made for the job.
-Target = Callable[[Job, "int | None"], "Backend | Plan"]
+Target = Where
 
 
 class Backends:
@@ -115,6 +115,156 @@ class Backends:
             backend.shutdown(cancel=cancel)
 
 
+class MapCall(NamedTuple):
+    """One map, checked: in the order ``execute`` takes them."""
+
+    fn: Callable[..., Any]
+    mode: Mode
+    items: Iterable[Any]
+    options: RunOptions
+
+
+class Runner:
+    """Where the jobs of a one-call function or of a Pool run, and how: the backends opened
+    for them, and auto's planner or the backend named. Every map takes this path: a Pool
+    holds one for its life; ``manyhands.map`` opens one for the call, as httpx's functions
+    open a Client (not a Pool itself: a Pool is an ``Executor``, and importing
+    ``concurrent.futures`` would cost every tiny first call 5 ms).
+
+    ``one_call``: a backend named is sized to the job's input (no 32 threads for 3 items)
+    and opened when the job starts; a Pool's are opened at once, of the default size.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        workers: int | None,
+        settings: dict[str, dict[str, Any]] | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        on_open: Callable[[str], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        one_call: bool = False,
+    ) -> None:
+        self.kind = kind
+        self.workers = workers
+        self.backends = Backends(
+            initializer=initializer,
+            initargs=initargs,
+            settings=settings,
+            on_open=on_open,
+            loop=loop,
+        )
+        self._one_call = one_call
+        self._spec = (settings, initializer, initargs, on_open)
+
+    def on_loop(self, loop: asyncio.AbstractEventLoop) -> Runner:
+        """A runner for one async call of a Pool's: the same settings, and its coroutines on
+        the caller's loop (shut it down after the call)."""
+        settings, initializer, initargs, on_open = self._spec
+        return Runner(
+            self.kind,
+            workers=self.workers,
+            settings=settings,
+            initializer=initializer,
+            initargs=initargs,
+            on_open=on_open,
+            loop=loop,
+            one_call=True,
+        )
+
+    def warm(self) -> None:
+        """Start the named backend now (a Pool's, before its first call)."""
+        if self.kind != "auto":
+            self.backend(self.kind)
+
+    def backend(self, kind: str, items: Iterable[Any] | None = None) -> Backend:
+        """The backend ``kind``: sized to ``items`` for one call; as many workers as given,
+        else the default (Dask: as many as the cluster has)."""
+        workers = self.workers
+        if kind != "dask" and workers is None:
+            workers = default_workers(kind)
+        if items is not None and workers is not None:
+            total = known_length(items)
+            workers = workers if total is None else max(1, min(workers, total))  # none idle
+        return self.backends.open(kind, workers)
+
+    def target(self, items: Iterable[Any]) -> Target:
+        """What a job over ``items`` runs on: auto's planner, or the backend named."""
+        if self.kind == "auto":
+            return auto_target(self.backends, self.workers)
+        # Processes and Dask start every worker now: their start-up overlaps the pickling of
+        # the function and first items. Threads start as chunks arrive: starting 1,000 before
+        # the first chunk kept 1,000 sleeps of 50 ms waiting 0.23 s.
+        backend = self.backend(self.kind, items if self._one_call else None)
+        return lambda job, total: backend
+
+    def chunks(
+        self,
+        call: MapCall,
+        *,
+        listeners: Iterable[Listener] = (),
+        stop: Callable[[], bool] | None = None,
+    ) -> Iterator[list[Any]]:
+        """One map, a list of results at a time, with the options applied (``stop``: see
+        ``execute``); a one-call runner stops its backends at the end."""
+        listening, store = self._extras(call, listeners)
+        finished = False
+        try:
+            yield from execute(
+                self.target(call.items), *call, listeners=listening, store=store, stop=stop
+            )
+            finished = True
+        finally:
+            self._end(store, finished)
+
+    async def achunks(
+        self, call: MapCall, *, listeners: Iterable[Listener] = ()
+    ) -> AsyncIterator[list[Any]]:
+        """``chunks`` for async callers: the engine waits on the running event loop."""
+        from ._core._engine_async import execute_async
+
+        listening, store = self._extras(call, listeners)
+        finished = False
+        try:
+            async for results in execute_async(
+                self.target(call.items), *call, listeners=listening, store=store
+            ):
+                yield results
+            finished = True
+        finally:
+            self._end(store, finished)
+
+    @staticmethod
+    def _extras(
+        call: MapCall, listeners: Iterable[Listener]
+    ) -> tuple[list[Listener], JournalFile | None]:
+        """Who listens to the map (a progress bar too), and the journal it records into."""
+        fn, mode, items, options = call
+        journal = options.journal
+        store = None if journal is None else journal.open(fn, mode, known_length(items))
+        listening = list(listeners)
+        if options.progress:
+            from ._progress import ProgressBar
+
+            listening.append(ProgressBar.for_function(fn))
+        return listening, store
+
+    def _end(self, store: JournalFile | None, finished: bool) -> None:
+        try:
+            if store is not None:
+                store.close(finished=finished)
+        finally:
+            if self._one_call:
+                # Done: stop the idle workers. Otherwise (an error, Ctrl-C, the consumer
+                # stopped): drop the queued work and stop what runs where it can be stopped.
+                self.backends.shutdown(cancel=not finished)
+
+    def shutdown(self, *, cancel: bool) -> None:
+        self.backends.shutdown(cancel=cancel)
+
+
 def auto_target(backends: Backends, workers: int | None) -> Target:
     """Each job of ``backend="auto"`` gets a planner that opens what it needs in ``backends``."""
     from ._core._auto import AutoPlan
@@ -123,74 +273,6 @@ def auto_target(backends: Backends, workers: int | None) -> Target:
         return AutoPlan(job, total, backends.open, workers=workers)
 
     return plan
-
-
-def run_chunks(
-    target: Target,
-    fn: Callable[..., Any],
-    items: Iterable[Any],
-    mode: Mode,
-    options: RunOptions,
-    *,
-    listeners: Iterable[Listener] = (),
-    stop: Callable[[], bool] | None = None,
-) -> Iterator[list[Any]]:
-    """One map on ``target``, a list of results at a time, with the options applied;
-    ``stop``: see ``execute``."""
-    job, where, listening, store = start_job(target, fn, items, mode, options, listeners)
-    finished = False
-    try:
-        yield from execute(
-            where, job, items, listeners=listening, store=store, stop=stop, **options.engine
-        )
-        finished = True
-    finally:
-        if store is not None:
-            store.close(finished=finished)
-
-
-async def arun_chunks(
-    target: Target,
-    fn: Callable[..., Any],
-    items: Iterable[Any],
-    mode: Mode,
-    options: RunOptions,
-) -> AsyncIterator[list[Any]]:
-    """``run_chunks`` for async callers: the engine waits on the running event loop."""
-    from ._core._engine_async import execute_async
-
-    job, where, listening, store = start_job(target, fn, items, mode, options, ())
-    finished = False
-    try:
-        async for results in execute_async(
-            where, job, items, listeners=listening, store=store, **options.engine
-        ):
-            yield results
-        finished = True
-    finally:
-        if store is not None:
-            store.close(finished=finished)
-
-
-def start_job(
-    target: Target,
-    fn: Callable[..., Any],
-    items: Iterable[Any],
-    mode: Mode,
-    options: RunOptions,
-    listeners: Iterable[Listener],
-) -> tuple[Job, Backend | Plan, list[Listener], Journal | None]:
-    """The job a map runs, what it runs on (auto: its own plan), who listens, and the
-    journal it records into."""
-    total = known_length(items)
-    journal = None if options.journal is None else options.journal.open(fn, mode, total)
-    listening = list(listeners)
-    if options.progress:
-        from ._progress import ProgressBar
-
-        listening.append(ProgressBar.for_function(fn))
-    job = options.job(fn, mode)
-    return job, target(job, total), listening, journal
 
 
 def collect(chunks: Iterator[list[Any]]) -> list[Any]:

@@ -98,7 +98,7 @@ def test_an_unguarded_script_runs_on_a_local_cluster(tmp_path: Path) -> None:
 
 
 def test_address_runs_on_that_cluster(dask_cluster: DaskCluster) -> None:
-    pids = mh.map(workloads.pid_of, range(50), backend="dask", address=dask_cluster.address)
+    pids = mh.map(workloads.pid_of, range(50), backend=mh.Dask(address=dask_cluster.address))
     assert set(pids) <= set(dask_cluster.worker_pids().values())
 
 
@@ -106,10 +106,10 @@ def test_a_client_is_used_as_given_and_left_open(dask_cluster: DaskCluster) -> N
     import distributed
 
     with dask_cluster.client() as client:
-        squares = mh.map(workloads.square, range(300), backend="dask", client=client)
+        squares = mh.map(workloads.square, range(300), backend=mh.Dask(client=client))
         assert squares == [x * x for x in range(300)]
         assert client.status == "running"
-        with mh.Pool(backend="dask", client=client) as pool:
+        with mh.Pool(backend=mh.Dask(client=client)) as pool:
             assert pool.starmap(workloads.add, [(i, i) for i in range(20)]) == list(range(0, 40, 2))
         assert client.status == "running"
     with pytest.raises(ValueError, match="No clients found"):
@@ -122,14 +122,13 @@ def test_a_large_function_travels_once_and_works(dask_cluster: DaskCluster) -> N
     def size_plus(x: int) -> int:
         return len(blob) + x
 
-    results = mh.map(size_plus, range(30), backend="dask", address=dask_cluster.address)
+    results = mh.map(size_plus, range(30), backend=mh.Dask(address=dask_cluster.address))
     assert results == [len(blob) + x for x in range(30)]
 
 
 def test_initializer_runs_on_each_worker_before_its_items(dask_cluster: DaskCluster) -> None:
     with mh.Pool(
-        backend="dask",
-        address=dask_cluster.address,
+        backend=mh.Dask(address=dask_cluster.address),
         initializer=workloads.set_state,
         initargs=("ready",),
     ) as pool:
@@ -139,7 +138,8 @@ def test_initializer_runs_on_each_worker_before_its_items(dask_cluster: DaskClus
 def test_a_failing_initializer_breaks_the_pool_with_its_error(dask_cluster: DaskCluster) -> None:
     with (
         mh.Pool(
-            backend="dask", address=dask_cluster.address, initializer=workloads.raise_in_initializer
+            backend=mh.Dask(address=dask_cluster.address),
+            initializer=workloads.raise_in_initializer,
         ) as pool,
         pytest.raises(BrokenExecutor, match="initializer failed") as caught,
     ):
@@ -154,7 +154,7 @@ def test_progress_bar_counts_every_item(
     dask_cluster: DaskCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
     mh.map(
-        workloads.square, range(200), backend="dask", address=dask_cluster.address, progress=True
+        workloads.square, range(200), backend=mh.Dask(address=dask_cluster.address), progress=True
     )
     assert "200/200" in capsys.readouterr().err
 
@@ -162,7 +162,7 @@ def test_progress_bar_counts_every_item(
 def test_amap_runs_on_the_cluster_without_blocking_the_loop(dask_cluster: DaskCluster) -> None:
     async def main() -> list[int]:
         return await mh.amap(
-            workloads.square, range(100), backend="dask", address=dask_cluster.address
+            workloads.square, range(100), backend=mh.Dask(address=dask_cluster.address)
         )
 
     assert asyncio.run(main()) == [x * x for x in range(100)]
@@ -176,7 +176,7 @@ def test_a_worker_killed_mid_run_loses_no_item(tmp_path: Path) -> None:
     try:
         before = cluster.worker_pids()
         items = [(str(tmp_path), x) for x in range(60)]
-        results = mh.imap(workloads.marked_gate, items, backend="dask", address=cluster.address)
+        results = mh.imap(workloads.marked_gate, items, backend=mh.Dask(address=cluster.address))
         first = [next(results) for _ in range(20)]  # items 0-19 pass the gate
         # Wait until a worker is inside a gated item, so that it dies with work in hand.
         victim = None
@@ -200,8 +200,7 @@ def test_one_item_that_kills_its_worker_fails_alone(dask_cluster: DaskCluster) -
     results = mh.map(
         workloads.bad_exit,
         range(12),
-        backend="dask",
-        address=dask_cluster.address,
+        backend=mh.Dask(address=dask_cluster.address),
         errors="return",
     )
     assert [r for i, r in enumerate(results) if i != 7] == [x for x in range(12) if x != 7]
@@ -233,8 +232,7 @@ def test_on_a_given_cluster_a_timed_out_item_is_reported_and_its_result_dropped(
         results = mh.map(
             workloads.gated_first,
             items,
-            backend="dask",
-            address=dask_cluster.address,
+            backend=mh.Dask(address=dask_cluster.address),
             timeout=1,
             errors="return",
         )
@@ -284,22 +282,22 @@ def test_a_killed_caller_takes_its_local_cluster_with_it(tmp_path: Path) -> None
 # -- arguments ----------------------------------------------------------------------------
 
 
-def test_address_and_client_are_checked(dask_cluster: DaskCluster) -> None:
-    with pytest.raises(mh.ArgumentValueError, match=r"address=.*backend='dask'"):
-        mh.map(workloads.square, range(3), backend="process", address=dask_cluster.address)
+def test_where_dask_connects_is_checked(dask_cluster: DaskCluster) -> None:
     with (
         dask_cluster.client() as client,
-        pytest.raises(mh.ArgumentValueError, match="both given"),
+        pytest.raises(mh.ArgumentValueError, match="pass one"),
     ):
         mh.map(
-            workloads.square, range(3), backend="dask", address=dask_cluster.address, client=client
+            workloads.square,
+            range(3),
+            backend=mh.Dask(address=dask_cluster.address, client=client),
         )
-    with pytest.raises(TypeError, match=r"client must be a distributed\.Client"):
-        mh.map(workloads.square, range(3), backend="dask", client="tcp://127.0.0.1:1")
-    with pytest.raises(TypeError, match="address must be a Dask scheduler address"):
-        mh.map(workloads.square, range(3), backend="dask", address=8786)
-    with pytest.raises(mh.ArgumentValueError, match=r"client=.*backend='dask'"):
-        mh.Pool(backend="thread", client=object())
+    with pytest.raises(TypeError, match=r"Dask\(client=\) must be a distributed\.Client"):
+        mh.map(workloads.square, range(3), backend=mh.Dask(client="tcp://127.0.0.1:1"))
+    with pytest.raises(TypeError, match=r"Dask\(address=\) must be a scheduler address"):
+        mh.map(workloads.square, range(3), backend=mh.Dask(address=8786))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'address'"):
+        mh.map(workloads.square, range(3), backend="dask", address=dask_cluster.address)
 
 
 # distributed keeps its event-loop thread after a Client failed to connect (2026.8: the
@@ -315,9 +313,9 @@ def test_an_address_where_nobody_listens_is_named() -> None:
     address = f"tcp://127.0.0.1:{port}"
     with (
         dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
-        pytest.raises(mh.ClusterUnavailable, match=re.escape(f"address={address!r}")),
+        pytest.raises(mh.ClusterUnavailable, match=re.escape(f"Dask(address={address!r})")),
     ):
-        mh.map(workloads.square, range(3), backend="dask", address=address)
+        mh.map(workloads.square, range(3), backend=mh.Dask(address=address))
 
 
 def test_without_dask_the_error_gives_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:

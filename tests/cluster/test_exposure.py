@@ -142,5 +142,5 @@ def test_a_local_cluster_that_listens_elsewhere_is_stopped_unused(
     refused = pytest.raises(mh.ClusterUnavailable, match=r"0\.0\.0\.0:43159 \(pid 1\)")
     with dask.config.set({"scheduler-address": None}), refused as info:
         mh.map(workloads.square, range(3), backend="dask", workers=1)
-    assert "address='tcp://host:8786'" in str(info.value)
+    assert "Dask(address='tcp://host:8786')" in str(info.value)
     # no_leaks (conftest) checks that the cluster's processes are gone.

@@ -13,7 +13,8 @@ import pytest
 
 from manyhands._core._engine import execute
 from manyhands._core._protocol import Capabilities
-from manyhands._core._task import Chunk, Job, run_chunk
+from manyhands._core._task import Chunk, run_chunk
+from manyhands._options import RunOptions
 
 
 class ScriptedBackend:
@@ -60,13 +61,18 @@ class ScriptedBackend:
         del cancel
 
 
+def mapped(where: Any, fn: Callable[..., Any], items: Iterable[Any], **options: Any) -> list[Any]:
+    """The engine's results for ``fn`` over ``items`` on ``where`` (a backend or a plan)."""
+    listeners = options.pop("listeners", ())
+    settings = RunOptions(**{"chunksize": 1, **options})
+    chunks = execute(lambda job, total: where, fn, "map", items, settings, listeners=listeners)
+    return [result for chunk in chunks for result in chunk]
+
+
 def run(
     backend: ScriptedBackend, fn: Callable[[Any], Any], items: list[Any], **kw: Any
 ) -> list[Any]:
-    results: list[Any] = []
-    for chunk in execute(backend, Job(fn, "map"), items, chunksize=1, **kw):
-        results.extend(chunk)
-    return results
+    return mapped(backend, fn, items, **kw)
 
 
 def test_ordered_results_survive_reverse_completion() -> None:
@@ -202,11 +208,7 @@ def test_a_plan_holding_the_input_with_nothing_outstanding_does_not_end_the_job(
     from manyhands.backends.serial import SerialBackend
 
     plan = _HoldingPlan(SerialBackend(workers=1))
-    job = Job(lambda x: x * 2, "map")
-    results = [
-        r for chunk in execute(plan, job, range(5), ordered=True, chunksize=1) for r in chunk
-    ]
-    assert results == [0, 2, 4, 6, 8]
+    assert mapped(plan, lambda x: x * 2, range(5)) == [0, 2, 4, 6, 8]
     assert plan.sent_count == 5
 
 
@@ -249,10 +251,6 @@ def test_timers_fire_while_outcomes_stream_in() -> None:
     # an item's timeout would have waited as long). Here every submit completes at once, so
     # the inbox is never empty until the input is.
     plan = _TickingPlan(ScriptedBackend(release_at=1, order=list))
-    job = Job(lambda x: x + 1, "map")
-    results = [
-        r for chunk in execute(plan, job, range(200), ordered=True, chunksize=1) for r in chunk
-    ]
-    assert results == list(range(1, 201))
+    assert mapped(plan, lambda x: x + 1, range(200)) == list(range(1, 201))
     assert plan.ticked_after, "the plan's timer never fired"
     assert plan.ticked_after[0] <= 1, plan.ticked_after

@@ -97,7 +97,12 @@ def test_failures_are_returned_from_the_journal_until_retry_failed(tmp_path: Pat
     assert "negative: -2" in failure.traceback
     assert failure.item == (str(tmp_path), -2)
 
-    mh.map(counted, inputs(tmp_path, xs), journal=journal, errors="return", retry_failed=True)
+    mh.map(
+        counted,
+        inputs(tmp_path, xs),
+        journal=mh.Journal(journal, retry_failed=True),
+        errors="return",
+    )
     assert calls(tmp_path) == Counter({1: 1, 3: 1, -2: 2, -4: 2})
 
 
@@ -112,7 +117,7 @@ def test_a_recorded_failure_raises_in_its_place_with_the_fix_in_a_note(tmp_path:
     assert seen == [1, 4]  # the results before the failure were delivered first
     notes = "\n".join(getattr(caught.value, "__notes__", []))
     assert "failed in an earlier run" in notes
-    assert "retry_failed=True" in notes
+    assert "Journal(path, retry_failed=True)" in notes
     assert "raised for item 2" in notes
     assert "negative: -3" in str(caught.value.__cause__)  # the worker's traceback
     assert calls(tmp_path) == Counter(xs)
@@ -123,10 +128,11 @@ def test_a_journal_of_another_function_is_refused(tmp_path: Path) -> None:
     mh.map(counted, inputs(tmp_path, range(5)), journal=journal)
     with pytest.raises(mh.JournalMismatch, match="counted_other") as caught:
         mh.map(counted_other, inputs(tmp_path, range(5)), journal=journal)
-    assert "journal_mismatch='rerun'" in str(caught.value)
+    assert "Journal(path, mismatch='rerun')" in str(caught.value)
     assert recorded(journal) == dict.fromkeys(range(5), "done")  # nothing lost
 
-    mh.map(counted_other, inputs(tmp_path, range(5)), journal=journal, journal_mismatch="rerun")
+    rerun = mh.Journal(journal, mismatch="rerun")
+    mh.map(counted_other, inputs(tmp_path, range(5)), journal=rerun)
     assert calls(tmp_path) == Counter({x: 2 for x in range(5)})
     assert mh.journal_status(journal).function == "workloads:counted_other"
 
@@ -139,7 +145,7 @@ def test_changed_items_are_refused_or_run_again(tmp_path: Path) -> None:
         mh.map(counted, changed, journal=journal)
     assert "the items changed" in str(caught.value)
 
-    results = mh.map(counted, changed, journal=journal, journal_mismatch="rerun")
+    results = mh.map(counted, changed, journal=mh.Journal(journal, mismatch="rerun"))
     assert results == [0, 1, 4, 900, 16, 25]
     assert calls(tmp_path) == Counter({0: 1, 1: 1, 2: 1, 3: 1, 30: 1, 4: 1, 5: 1})
 
@@ -336,10 +342,10 @@ def test_a_file_that_is_not_a_journal_is_refused_untouched(tmp_path: Path) -> No
         ({"journal": 3}, mh.ArgumentTypeError, "journal must be the path of a file"),
         ({"journal": ""}, mh.ArgumentValueError, "not a file path"),
         ({"journal": ":memory:"}, mh.ArgumentValueError, "not a file path"),
-        ({"retry_failed": True}, mh.ArgumentValueError, "retry_failed=True applies to a journal"),
-        ({"journal_mismatch": "rerun"}, mh.ArgumentValueError, "pass journal='path.db'"),
-        ({"journal": "j.db", "journal_mismatch": "x"}, mh.ArgumentValueError, "'raise'"),
-        ({"journal": "j.db", "retry_failed": 1}, mh.ArgumentTypeError, "retry_failed must be"),
+        ({"retry_failed": True}, mh.ArgumentTypeError, "did you mean"),
+        ({"journal": mh.Journal("j.db", mismatch="x")}, mh.ArgumentValueError, "'raise'"),
+        ({"journal": mh.Journal("j.db", retry_failed=1)}, mh.ArgumentTypeError, "retry_failed"),
+        ({"journal": mh.Journal("")}, mh.ArgumentValueError, "not a file path"),
         ({"indexed": "yes"}, mh.ArgumentTypeError, "indexed must be True or False"),
     ],
 )

@@ -49,7 +49,7 @@ from ._decision import Decision
 from ._events import Listener
 from ._plan import Placement, Plan, as_plan
 from ._protocol import Backend
-from ._records import NamedTuple
+from ._records import NamedTuple, Protocol
 from ._store import Store
 from ._task import Chunk, ChunkOutcome, ItemError, Job
 
@@ -59,12 +59,17 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ._failure import Failure, Retry
+    from ._task import Mode
 
 __all__ = [
     "DEFAULT_POLICY",
     "FLUSH_AFTER",
     "Policy",
     "Run",
+    "Settings",
+    "Where",
+    "job_for",
+    "started",
     "decide_only",
     "default_memory_floor",
     "execute",
@@ -108,21 +113,45 @@ class Policy(NamedTuple):
 DEFAULT_POLICY = Policy()
 
 
+class Settings(Protocol):
+    """What the engine reads of a map's options (``_options.RunOptions`` is such a record)."""
+
+    @property
+    def ordered(self) -> bool: ...
+
+    @property
+    def chunksize(self) -> int | None: ...
+
+    @property
+    def policy(self) -> Policy: ...
+
+    @property
+    def indexed(self) -> bool: ...
+
+
+#: Where a job runs, given the job and its input's length: a backend, or auto's plan for it.
+Where = Callable[[Job, "int | None"], "Backend | Plan"]
+
+
+def job_for(fn: Callable[..., Any], mode: Mode, policy: Policy) -> Job:
+    """The job a map of ``fn`` runs under ``policy``: the engine's own record of it."""
+    timed = policy.errors == "return" or policy.retry is not None or policy.timeout is not None
+    return Job(fn, mode, stop_on_error=policy.stop_on_error, timed=timed, timeout=policy.timeout)
+
+
 def execute(
-    backend: Backend | Plan,
-    job: Job,
+    where: Where,
+    fn: Callable[..., Any],
+    mode: Mode,
     items: Iterable[Any],
+    options: Settings,
     *,
-    ordered: bool,
-    chunksize: int | None,
     listeners: Sequence[Listener] = (),
-    policy: Policy = DEFAULT_POLICY,
     store: Store | None = None,
-    indexed: bool = False,
     stop: Callable[[], bool] | None = None,
 ) -> Iterator[list[Any]]:
-    """Run ``job`` over ``items`` on ``backend`` (or as a plan places them, ``backend="auto"``);
-    yield the results a chunk's list at a time.
+    """Run ``fn`` over ``items`` where ``where`` says (a backend, or the plan it makes for
+    the job, ``backend="auto"``); yield the results a chunk's list at a time.
 
     The driver for synchronous callers: it waits on a thread-safe queue for the next outcome,
     no longer than until the next timer. The async driver (``_engine_async``) runs the same
@@ -137,18 +166,7 @@ def execute(
     def report(chunk: Chunk, outcome: ChunkOutcome) -> None:
         inbox.put((chunk, outcome))
 
-    run = Run(
-        backend,
-        job,
-        items,
-        report=report,
-        ordered=ordered,
-        chunksize=chunksize,
-        listeners=listeners,
-        policy=policy,
-        store=store,
-        indexed=indexed,
-    )
+    run = started(where, fn, mode, items, options, report, listeners=listeners, store=store)
     try:
         if stop is None:
             yield from _drive(run, inbox)
@@ -190,33 +208,51 @@ def _drive(
             yield from run.fire()
 
 
-def decide_only(
-    plan: Plan,
-    job: Job,
+def started(
+    where: Where,
+    fn: Callable[..., Any],
+    mode: Mode,
     items: Iterable[Any],
+    options: Settings,
+    report: Report,
     *,
-    chunksize: int | None,
-    policy: Policy = DEFAULT_POLICY,
-) -> Decision | None:
-    """Run ``job`` under ``plan`` only until the plan's first decision (``explain``).
-
-    The items run meanwhile are consumed and their results dropped; an item that fails
-    raises its exception, as ``map`` would. None: the input was empty.
-    """
-    inbox: queue.SimpleQueue[tuple[Chunk, ChunkOutcome]] = queue.SimpleQueue()
-    run = Run(
-        plan,
+    listeners: Sequence[Listener] = (),
+    store: Store | None = None,
+) -> Run:
+    """The ``Run`` of a map: its job built here, placed where ``where`` says (each driver's)."""
+    job = job_for(fn, mode, options.policy)
+    return Run(
+        where(job, known_length(items)),
         job,
         items,
-        report=lambda chunk, outcome: inbox.put((chunk, outcome)),
-        ordered=True,
-        chunksize=chunksize,
-        policy=policy,
+        report=report,
+        ordered=options.ordered,
+        chunksize=options.chunksize,
+        listeners=listeners,
+        policy=options.policy,
+        store=store,
+        indexed=options.indexed,
     )
+
+
+def decide_only(
+    where: Where, fn: Callable[..., Any], items: Iterable[Any], options: Settings
+) -> Decision | None:
+    """Run the map only until its plan's first decision (``explain``).
+
+    The items run meanwhile are consumed and their results dropped; an item that fails
+    raises its exception, as ``map`` would. None: the input was empty, or ``where`` is a
+    backend, not a plan (it decides nothing).
+    """
+    inbox: queue.SimpleQueue[tuple[Chunk, ChunkOutcome]] = queue.SimpleQueue()
+    run = started(
+        where, fn, "map", items, options, lambda chunk, outcome: inbox.put((chunk, outcome))
+    )
+    decisions = run.decisions
     try:
-        for _ in _drive(run, inbox, stop=lambda: bool(plan.decisions)):
+        for _ in _drive(run, inbox, stop=lambda: bool(decisions)):
             pass  # results are dropped: only the decision is wanted
-        return plan.decisions[0] if plan.decisions else None
+        return decisions[0] if decisions else None
     finally:
         run.close()
 
@@ -331,6 +367,11 @@ class Run:
         self._memory_logged = False
         for listener in listeners:
             listener.started(self._total)
+
+    @property
+    def decisions(self) -> list[Decision]:
+        """The plan's decisions so far (the list it appends to; none for a backend named)."""
+        return self._plan.decisions
 
     @property
     def finished(self) -> bool:

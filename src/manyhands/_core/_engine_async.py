@@ -5,30 +5,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
-from ._engine import DEFAULT_POLICY, Policy, Run
+from ._engine import Settings, Where, started
 from ._events import Listener
-from ._plan import Plan
-from ._protocol import Backend
 from ._store import Store
-from ._task import Chunk, ChunkOutcome, Job
+from ._task import Chunk, ChunkOutcome
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._task import Mode
 
 __all__ = ["execute_async"]
 
 
 async def execute_async(
-    backend: Backend | Plan,
-    job: Job,
+    where: Where,
+    fn: Callable[..., Any],
+    mode: Mode,
     items: Iterable[Any],
+    options: Settings,
     *,
-    ordered: bool,
-    chunksize: int | None,
     listeners: Sequence[Listener] = (),
-    policy: Policy = DEFAULT_POLICY,
     store: Store | None = None,
-    indexed: bool = False,
 ) -> AsyncIterator[list[Any]]:
     """``execute`` for a coroutine caller: never blocks the loop while waiting for outcomes."""
     loop = asyncio.get_running_loop()
@@ -43,18 +43,7 @@ async def execute_async(
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(inbox.put_nowait, (chunk, outcome))
 
-    run = Run(
-        backend,
-        job,
-        items,
-        report=report,
-        ordered=ordered,
-        chunksize=chunksize,
-        listeners=listeners,
-        policy=policy,
-        store=store,
-        indexed=indexed,
-    )
+    run = started(where, fn, mode, items, options, report, listeners=listeners, store=store)
     try:
         while True:
             if run.fill():

@@ -211,7 +211,7 @@ class DaskBackend:
                 f"{', '.join(exposed)}, so manyhands stopped it before sending it anything. "
                 "A Dask setting (a DASK_* environment variable or a file under "
                 "~/.config/dask) probably asks for it; to serve other machines, start the "
-                "cluster yourself and pass address='tcp://host:8786'"
+                "cluster yourself and pass backend=manyhands.Dask(address='tcp://host:8786')"
             )
         log.info(
             "manyhands: started a local Dask cluster: scheduler %s, dashboard %s, "
@@ -541,12 +541,12 @@ class DaskBackend:
 def _checked_client(distributed: Any, client: object) -> Any:
     if not isinstance(client, distributed.Client):
         raise ArgumentTypeError(
-            f"client must be a distributed.Client, got {short_repr(client)} "
-            f"({type(client).__name__}); or pass address='tcp://host:8786' instead"
+            f"Dask(client=) must be a distributed.Client, got {short_repr(client)} "
+            f"({type(client).__name__}); or pass Dask(address='tcp://host:8786') instead"
         )
     if client.status in ("closing", "closed"):
         raise ArgumentValueError(
-            f"client={client!r} is {client.status}; pass a connected distributed.Client"
+            f"Dask(client={client!r}) is {client.status}; pass a connected distributed.Client"
         )
     return client
 
@@ -558,16 +558,16 @@ def _connect(distributed: Any, address: str) -> Any:
         problem = f"{type(exc).__name__}: {exc}"
     except ValueError as exc:
         raise ArgumentValueError(
-            f"address={address!r} is not a Dask scheduler address ({exc}); write it as "
+            f"Dask(address={address!r}) is not a Dask scheduler address ({exc}); write it as "
             "'tcp://host:8786'"
         ) from exc
     # The half-made Client's traceback is gone with the except block: collected now, its
     # __del__ stops the event-loop thread it had started.
     gc.collect()
     raise ClusterUnavailable(
-        f"address={address!r}: no Dask scheduler answered there ({problem}). Check that "
-        "`dask scheduler` runs at that address and is reachable from here, or leave address= "
-        "out to start a local cluster for the call"
+        f"Dask(address={address!r}): no Dask scheduler answered there ({problem}). Check "
+        "that `dask scheduler` runs at that address and is reachable from here, or pass "
+        "backend='dask' to start a local cluster for the call"
     )
 
 
