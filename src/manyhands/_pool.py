@@ -413,6 +413,27 @@ class Pool(Executor):
             self._stopping = threading.Thread(target=finish, name="manyhands-shutdown", daemon=True)
             self._stopping.start()
 
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        """The ``with`` block's end: ``shutdown(wait=True)``, as any Executor's; but after
+        Ctrl-C (or ``SystemExit``) nothing more is waited for: queued calls are cancelled and
+        running ones stopped (process workers killed), so the program stops at once. The
+        standard library's pools wait there for every running call."""
+        if exc_type is None or issubclass(exc_type, Exception):
+            self.shutdown(wait=True)
+            return
+        with self._lock:
+            self._closed = True
+            futures = list(self._futures)
+            drivers = list(self._drivers)
+            self._drivers.clear()
+        for future in futures:
+            future.cancel()
+        for driver in drivers:
+            driver.stop()
+        self._runner.shutdown(cancel=True)
+        for driver in drivers:  # each notices its stop within STOP_POLL
+            driver.thread.join()
+
     def _check_open(self) -> None:
         if self._closed:
             raise PoolClosedError(
