@@ -262,9 +262,10 @@ def _call(
     options = dict(given)
     kind, settings = check_backend(options.pop("backend", CALL_KEYWORDS["backend"]))
     workers = check_positive_int("workers", options.pop("workers", None), allow_none=True)
-    run = RunOptions.checked(
-        options, entry=entry, backend=kind, allowed=LAZY_NAMES if lazy else _NAMES
-    )
+    # backend and workers are taken already: allowed here too, for the message's list
+    # (and its "did you mean workers=?").
+    allowed = (LAZY_NAMES if lazy else _NAMES) | frozenset(CALL_KEYWORDS)
+    run = RunOptions.checked(options, entry=entry, backend=kind, allowed=allowed)
     return _Call(
         check_fn(fn),
         check_items(items),

@@ -96,6 +96,8 @@ def test_an_unknown_option_is_named_with_the_one_meant() -> None:
         pool.starmap(workloads.add, [(1, 2)], retry=2)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="indexed"):  # only the lazy maps take it
         mh.map(workloads.square, [1], indexed=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"did you mean workers=\?"):
+        mh.imap(workloads.square, [1], worker=2)  # type: ignore[call-overload]
 
 
 def test_the_pool_has_the_whole_surface(parallel_backend: str) -> None:
