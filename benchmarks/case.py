@@ -43,7 +43,7 @@ def run_list(tool: str, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]
         # A fresh journal: every item is run and recorded (resume is measured separately).
         return mh.map(fn, items, backend="process", journal=fresh_journal())
     if tool == "manyhands dask":
-        return mh.map(fn, items, backend="dask", address=DASK_ADDRESS)
+        return mh.map(fn, items, backend=mh.Dask(address=DASK_ADDRESS))
     if tool == "manyhands dask, local cluster":
         return mh.map(fn, items, backend="dask")  # starts and stops a cluster: timed
     if tool == "dask client.map":

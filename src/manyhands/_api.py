@@ -15,8 +15,8 @@ from ._core._engine import known_length
 from ._core._records import NamedTuple, overload
 from ._options import (
     CALL_KEYWORDS,
+    KEYWORDS,
     LAZY_NAMES,
-    Keywords,
     RunOptions,
     check_backend,
     check_fn,
@@ -25,7 +25,7 @@ from ._options import (
     default_workers,
     takes_options,
 )
-from ._run import MapCall, Runner, collect, flatten
+from ._run import Runner, collect, flatten
 
 TYPE_CHECKING = False  # typing stays off a first call's path: see _core/_records.py
 if TYPE_CHECKING:
@@ -235,7 +235,7 @@ class _Call(NamedTuple):
     runner: Runner
 
     def chunks(self, mode: Mode) -> Iterator[list[Any]]:
-        return self.runner.chunks(MapCall(self.fn, mode, self.items, self.options))
+        return self.runner.chunks((self.fn, mode, self.items, self.options))
 
     def achunks(self, mode: Mode) -> AsyncIterator[list[Any]]:
         return _achunks(self, mode)
@@ -246,7 +246,7 @@ async def _achunks(call: _Call, mode: Mode) -> AsyncIterator[list[Any]]:
 
     # Coroutines run on the caller's own loop, so they can use its sessions and connections.
     runner = call.runner.on_loop(asyncio.get_running_loop())
-    async for results in runner.achunks(MapCall(call.fn, mode, call.items, call.options)):
+    async for results in runner.achunks((call.fn, mode, call.items, call.options)):
         yield results
 
 
@@ -274,7 +274,7 @@ def _call(
     )
 
 
-_NAMES = frozenset(Keywords._fields)
+_NAMES = frozenset(KEYWORDS)
 
 
 async def aflatten(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:

@@ -29,6 +29,7 @@ __all__ = [
     "CALL_KEYWORDS",
     "Dask",
     "Journal",
+    "KEYWORDS",
     "Keywords",
     "RunOptions",
     "check_fn",
@@ -76,13 +77,14 @@ class Dask(NamedTuple):
 BACKEND_CHOICES: tuple[str, ...] = BACKEND_NAMES
 
 
-class Keywords(NamedTuple):
+class Keywords:
     """The keyword options of every map (``map``, ``imap``, ``starmap``, ``istarmap``,
     ``amap``, ``aimap``, and the Pool's methods), with their defaults: declared here once.
 
     The functions take them as ``**options`` (typed for checkers by ``_keywords.py``, whose
     names a test holds equal to these); ``takes_options`` shows them in each function's
-    signature, and ``RunOptions.checked`` checks them.
+    signature, and ``RunOptions.checked`` checks them. A plain class, never instantiated:
+    only its annotations and values are read (``KEYWORDS``).
     """
 
     ordered: bool = True
@@ -94,6 +96,9 @@ class Keywords(NamedTuple):
     memory_floor: int | None = None
     journal: str | os.PathLike[str] | Journal | None = None
 
+
+#: Every map's keyword options and their defaults, in the order declared.
+KEYWORDS: dict[str, object] = {name: getattr(Keywords, name) for name in Keywords.__annotations__}
 
 #: What the one-call functions take besides: where the work runs (a Pool's constructor has
 #: the same two).
@@ -113,7 +118,7 @@ def takes_options(
     1.5 ms here) and not ``inspect.Signature`` (importing ``inspect`` costs 23 ms).
     """
     defaults: dict[str, object] = dict(CALL_KEYWORDS) if call else {}
-    defaults.update(Keywords._field_defaults)
+    defaults.update(KEYWORDS)
     if lazy:
         defaults["indexed"] = False
     shape = _method_shape if method else _function_shape
@@ -174,7 +179,7 @@ class RunOptions(NamedTuple):
         unknown = [name for name in given if name not in names]
         if unknown:
             raise _unexpected(entry, unknown[0], names)
-        values = {**Keywords._field_defaults, "indexed": False, **given}
+        values = {**KEYWORDS, "indexed": False, **given}
         size = check_positive_int("chunksize", values["chunksize"], allow_none=True)
         limit = check_timeout(values["timeout"])
         if limit is not None and size is not None:
@@ -203,7 +208,7 @@ class RunOptions(NamedTuple):
         )
 
 
-_RUN_NAMES = frozenset(Keywords._fields)
+_RUN_NAMES = frozenset(KEYWORDS)
 #: The lazy maps' (imap, istarmap) names.
 LAZY_NAMES = _RUN_NAMES | {"indexed"}
 

@@ -28,7 +28,7 @@ from ._options import (
     check_positive_int,
     takes_options,
 )
-from ._run import MapCall, Runner, collect, flatten
+from ._run import Runner, collect, flatten
 from ._stats import PoolStatistics, StatisticsRecorder
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ._core._task import Mode
     from ._keywords import MapKeywords
     from ._options import Dask, Journal
+    from ._run import MapCall
 
 __all__ = ["Pool"]
 
@@ -165,7 +166,7 @@ class Pool(Executor):
         mode: Mode = "star" if star else "map"
 
         def run(stop: Callable[[], bool]) -> Iterator[list[Any]]:
-            call = MapCall(fn, mode, items, options)
+            call = (fn, mode, items, options)
             return self._runner.chunks(call, listeners=[self._stats], stop=stop)
 
         with self._lock:  # registered before it starts: its end removes it
@@ -296,7 +297,7 @@ class Pool(Executor):
         run = self._checked(entry, options, lazy)
         call, inputs = check_fn(fn), check_items(items)
         self._check_open()
-        return self._runner.chunks(MapCall(call, mode, inputs, run), listeners=[self._stats])
+        return self._runner.chunks((call, mode, inputs, run), listeners=[self._stats])
 
     async def _achunks(
         self, entry: str, fn: object, items: object, options: Mapping[str, object]
@@ -311,7 +312,7 @@ class Pool(Executor):
             # Coroutines run on the caller's loop (its sessions work in them): backends of
             # this call's own there, stopped with it. Plain functions: the warm workers.
             runner = runner.on_loop(asyncio.get_running_loop())
-        mapped = MapCall(call, "map", inputs, run)
+        mapped: MapCall = (call, "map", inputs, run)
         async for results in runner.achunks(mapped, listeners=[self._stats]):
             yield results
 

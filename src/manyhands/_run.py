@@ -14,7 +14,6 @@ from ._core._engine import Where, execute, known_length
 from ._core._events import Listener
 from ._core._plan import Plan
 from ._core._protocol import Backend
-from ._core._records import NamedTuple
 from ._core._task import Job
 from ._errors import PoolClosedError
 from ._options import RunOptions, default_workers
@@ -23,14 +22,17 @@ from .backends import create
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
-    from typing import Any
+    from typing import Any, TypeAlias
 
     from ._core._task import Mode
     from ._journal import JournalFile
 
+    #: One map, checked, in the order ``execute`` takes it: (fn, mode, items, options). A
+    #: plain tuple: a record class costs a first call 0.08 ms to make.
+    MapCall: TypeAlias = tuple[Callable[..., Any], Mode, Iterable[Any], RunOptions]
+
 __all__ = [
     "Backends",
-    "MapCall",
     "Runner",
     "Target",
     "auto_target",
@@ -113,15 +115,6 @@ class Backends:
             backends = list(self._opened.values())
         for backend in backends:
             backend.shutdown(cancel=cancel)
-
-
-class MapCall(NamedTuple):
-    """One map, checked: in the order ``execute`` takes them."""
-
-    fn: Callable[..., Any]
-    mode: Mode
-    items: Iterable[Any]
-    options: RunOptions
 
 
 class Runner:
@@ -213,7 +206,7 @@ class Runner:
         finished = False
         try:
             yield from execute(
-                self.target(call.items), *call, listeners=listening, store=store, stop=stop
+                self.target(call[2]), *call, listeners=listening, store=store, stop=stop
             )
             finished = True
         finally:
@@ -229,7 +222,7 @@ class Runner:
         finished = False
         try:
             async for results in execute_async(
-                self.target(call.items), *call, listeners=listening, store=store
+                self.target(call[2]), *call, listeners=listening, store=store
             ):
                 yield results
             finished = True

@@ -16,11 +16,11 @@ import pytest
 
 import manyhands as mh
 from manyhands._keywords import CallKeywords, MapKeywords
-from manyhands._options import CALL_KEYWORDS, Keywords
+from manyhands._options import CALL_KEYWORDS, KEYWORDS, Keywords
 
 import workloads
 
-RUN = dict(Keywords._field_defaults)
+RUN = dict(KEYWORDS)
 LAZY = {**RUN, "indexed": False}
 ONE_CALL = {
     "map": {**CALL_KEYWORDS, **RUN},
@@ -83,7 +83,7 @@ def test_the_type_checkers_view_names_the_same_options_and_types() -> None:
         }
 
     assert annotations(MapKeywords) == dict(Keywords.__annotations__)
-    assert set(annotations(CallKeywords)) == set(Keywords._fields) | set(CALL_KEYWORDS)
+    assert set(annotations(CallKeywords)) == set(KEYWORDS) | set(CALL_KEYWORDS)
 
 
 def test_an_unknown_option_is_named_with_the_one_meant() -> None:
