@@ -285,3 +285,20 @@ def listening_sockets(_: Any) -> list[list[Any]]:
             if s.status == psutil.CONN_LISTEN
         ]
     return found
+
+
+def logs(x: int) -> int:
+    """Logs at every level on "tests.worker", and once on "tests.worker.verbose"."""
+    import logging
+
+    logger = logging.getLogger("tests.worker")
+    logger.debug("debug from item %d", x)
+    logger.info("info from item %d", x)
+    logger.warning("warning from item %d", x, extra={"lock": threading.Lock()})
+    logging.getLogger("tests.worker.verbose").debug("verbose debug from item %d", x)
+    if x == 3:
+        try:
+            raise ValueError("three")
+        except ValueError:
+            logger.exception("failed on item %d", x)
+    return x

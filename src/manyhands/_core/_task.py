@@ -244,14 +244,18 @@ def run_chunk(
     catch: type[BaseException],
     worker: str,
     timed: bool = False,
+    results: list[Any] | None = None,
 ) -> ChunkOutcome:
     """Run ``fn`` over ``items``: the only place where the user's function is called.
 
     ``catch`` is ``Exception`` in the caller's thread, where Ctrl-C and ``sys.exit`` must
     propagate as in a plain loop, and ``BaseException`` in workers, where nothing may escape
     unreported (a lost report is a hang). ``timed`` measures each failed item's duration.
+    ``results``: an empty list to fill, one result per item as it is made, so that its length
+    is the running item's offset (a worker's log records say which item made them).
     """
-    results: list[Any] = []
+    if results is None:
+        results = []
     errors: list[ItemError] = []
     append = results.append
     started = time.perf_counter()

@@ -14,7 +14,8 @@ Two threads:
 
 Wire format: every message is a pickle; a ``run`` message is followed by a second message, the
 pickled items, and a ``done`` message by the pickled results, so that a failure to unpickle one
-can be blamed precisely. Errors travel as ``WireError`` tuples with the exception pickled on
+can be blamed precisely. ``init`` and ``run`` carry the caller's logging levels, ``run`` the
+chunk's first index; a ``log`` message carries one record (``_worker_logs``). Errors travel as ``WireError`` tuples with the exception pickled on
 its own (it may not unpickle on the other side; its type name, message and traceback text
 always arrive).
 """
@@ -33,6 +34,7 @@ import threading
 from .._core._task import ChunkOutcome, ItemError, run_chunk
 from .._errors import SerializationError
 from ._wire import receive, send
+from ._worker_logs import Forwarder
 
 # typing, collections and traceback stay out of the start-up path of every worker.
 TYPE_CHECKING = False
@@ -202,19 +204,32 @@ def _receive(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]]) -> 
 
 
 def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name: str) -> None:
-    _, init_payload = inbox.get()
+    # Log records may be sent from any thread of the user's code: every message goes out
+    # under this lock, and a chunk's three ("done", meta, results) together.
+    lock = threading.Lock()
+
+    def send_one(data: bytes) -> None:
+        with lock:
+            send(sock, data)
+
+    logs = Forwarder(send_one, name)
+    _, init_payload, caller_levels = inbox.get()
+    logs.apply(caller_levels)  # before the initializer: its records reach the caller too
     if init_payload is not None:
         failure = run_initializer(init_payload)
         if failure is not None:
-            send(sock, dumps(("init_failed", failure)))
+            send_one(dumps(("init_failed", failure)))
             _exit(EXIT_INITIALIZER_FAILED)
-    send(sock, dumps(("ready",)))  # the parent measures how long a worker takes to start
+    send_one(dumps(("ready",)))  # the parent measures how long a worker takes to start
     functions: dict[int, Callable[..., Any]] = {}
     while True:
         message = inbox.get()
         if message[0] == "stop":
             return
-        _, ticket, fn_key, fn_payload, mode, stop_on_error, timed, body = message
+        _, ticket, fn_key, fn_payload, mode, stop_on_error, timed, first, levels, body = message
+        if levels is not None:  # a new job's: the caller's levels at its start
+            logs.apply(levels)
+        logs.first, logs.results = first, []
         results, meta = run_encoded(
             lambda: _function(functions, fn_key, fn_payload),  # noqa: B023  (called at once)
             mode,
@@ -222,10 +237,13 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
             stop_on_error=stop_on_error,
             timed=timed,
             worker=name,
+            results=logs.results,
         )
-        send(sock, dumps(("done", ticket)))
-        send(sock, meta)
-        send(sock, results)
+        logs.results = None
+        with lock:
+            send(sock, dumps(("done", ticket)))
+            send(sock, meta)
+            send(sock, results)
 
 
 def run_initializer(payload: bytes | bytearray) -> WireError | None:
@@ -248,11 +266,13 @@ def run_encoded(
     stop_on_error: bool,
     timed: bool,
     worker: str,
+    results: list[Any] | None = None,
 ) -> tuple[bytes, bytes]:
     """Run a chunk that came pickled; its outcome encoded (``encode_outcome``).
 
     ``function()`` gives the job's function (from a worker's cache, or unpickled); a function
     or items that cannot be unpickled fail the chunk's first item, with a message that says so.
+    ``results``: the list to fill (read meanwhile for the running item's index).
     """
     try:
         fn = function()
@@ -268,6 +288,7 @@ def run_encoded(
             catch=BaseException,
             worker=worker,
             timed=timed,
+            results=results,
         )
     return encode_outcome(outcome)
 

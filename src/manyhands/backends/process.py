@@ -46,6 +46,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
@@ -57,7 +58,7 @@ from .._errors import (
     PoolClosedError,
     WorkerCrashed,
 )
-from . import _worker, shutdown_elsewhere
+from . import _worker, _worker_logs, shutdown_elsewhere
 from ._pickling import decode_outcome, pickle_function, pickle_items
 from ._wire import receive, send
 
@@ -71,7 +72,7 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspat
 
 
 class _Worker:
-    __slots__ = ("functions", "name", "outstanding", "proc", "sock", "spawned", "tasks")
+    __slots__ = ("functions", "levels", "name", "outstanding", "proc", "sock", "spawned", "tasks")
 
     def __init__(
         self, proc: subprocess.Popen[bytes], sock: socket.socket, name: str, spawned: float
@@ -88,6 +89,8 @@ class _Worker:
         self.functions: OrderedDict[int, None] = OrderedDict()
         #: Chunks sent to it in all (``max_tasks_per_child`` retires it after so many).
         self.tasks = 0
+        #: The caller's logging levels it was last sent (``_worker_logs``).
+        self.levels: _worker_logs.Levels | None = None
 
 
 class ProcessBackend:
@@ -121,6 +124,9 @@ class ProcessBackend:
         self._spawned = itertools.count(1)
         self._tickets = itertools.count()
         self._payloads: OrderedDict[int, bytes] = OrderedDict()
+        self._levels: weakref.WeakKeyDictionary[Job, _worker_logs.Levels] = (
+            weakref.WeakKeyDictionary()
+        )
         self._broken: ItemError | None = None
         self._closing = False
         self._killing = False
@@ -143,7 +149,10 @@ class ProcessBackend:
     # -- engine side -------------------------------------------------------------------
 
     def submit(self, chunk: Chunk) -> None:
-        fn_payload = self._function_payload(chunk.job)
+        job = chunk.job
+        if job not in self._levels:  # the caller's logging levels at the start of the job
+            self._levels[job] = _worker_logs.levels()
+        fn_payload = self._function_payload(job)
         body = pickle_items(chunk)
         with self._lock:
             if self._closing:
@@ -216,7 +225,20 @@ class ProcessBackend:
         worker.outstanding[ticket] = (chunk, fn_payload, len(body))
         worker.tasks += 1
         job = chunk.job
-        header = ("run", ticket, key, send_fn, job.mode, job.stop_on_error, job.timed)
+        levels = self._levels.get(job)
+        send_levels = None if levels == worker.levels else levels
+        worker.levels = levels
+        header = (
+            "run",
+            ticket,
+            key,
+            send_fn,
+            job.mode,
+            job.stop_on_error,
+            job.timed,
+            chunk.start,
+            send_levels,
+        )
         # A failed send means the worker died; the reader sees its EOF and reports the crash.
         with contextlib.suppress(OSError):
             send(worker.sock, pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL))
@@ -254,7 +276,8 @@ class ProcessBackend:
             proc.stdin.close()
         worker = _Worker(proc, ours, name, spawned)
         with contextlib.suppress(OSError):
-            send(ours, pickle.dumps(("init", self._init_payload)))
+            worker.levels = _worker_logs.levels()
+            send(ours, pickle.dumps(("init", self._init_payload, worker.levels)))
         self._workers[ours] = worker
         self._selector.register(ours, selectors.EVENT_READ)
         self._wake()  # a select()-based selector sees new sockets only on its next call
@@ -290,6 +313,11 @@ class ProcessBackend:
                 return
             if message[0] == "ready":
                 machine().observe_process_start(time.perf_counter() - worker.spawned)
+                return
+            if message[0] == "log":  # before its chunk's outcome: the same socket, in order
+                # A filter or handler of the caller's that raises must not stop this reader.
+                with contextlib.suppress(Exception):
+                    _worker_logs.replay(message[1])
                 return
             ticket = message[1]
             meta = receive(sock)

@@ -1,0 +1,151 @@
+"""Log records of worker processes, carried to the caller as records, not text.
+
+    caller (parent)                               worker process
+    ---------------                               --------------
+    levels() ── with a job's first chunk ──────>  apply(): the caller's levels set here, and
+                                                  a handler on the root logger
+    replay(record) <── ("log", fields) ─────────  emit(): each record that passes, with the
+      the caller's own logger handles it:          item (the chunk's first index + results so
+      its level, filters, handlers, caplog         far) and the worker it came from
+
+A record the caller would drop is never made in the worker: the levels (the root logger's,
+every logger's own, ``logging.disable``) are the caller's at the start of the job. Both ends
+live here, as the format of a record on the wire does.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import threading
+
+# typing stays off every worker's start-up path.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+__all__ = ["Forwarder", "levels", "replay"]
+
+#: (root level, ``logging.disable`` level, {logger name: its own level}).
+Levels = tuple[int, int, dict[str, int]]
+
+_WARNING = 30
+
+
+def levels() -> Levels:
+    """The caller's logging levels now (without importing ``logging`` if nothing has)."""
+    logging = sys.modules.get("logging")
+    if logging is None:  # nothing configured: the defaults (warnings, to the last resort)
+        return (_WARNING, 0, {})
+    manager = logging.Logger.manager
+    own = {
+        name: logger.level
+        for name, logger in list(manager.loggerDict.items())
+        if isinstance(logger, logging.Logger) and logger.level
+    }
+    return (logging.root.level, manager.disable, own)
+
+
+def replay(fields: dict[str, Any]) -> None:
+    """Hand a worker's record to the caller's logger of the same name (its level, filters and
+    handlers decide what becomes of it, as for a record made here)."""
+    import logging
+
+    record = logging.makeLogRecord(fields)
+    logger = logging.getLogger(record.name) if record.name != "root" else logging.root
+    if logger.isEnabledFor(record.levelno):
+        logger.handle(record)
+
+
+class Forwarder:
+    """The worker's end: ``apply`` the caller's levels; records then go to ``send``.
+
+    ``first`` and ``results``: the running chunk's first index and its results list, which
+    ``run_chunk`` fills as it goes: an item's index is ``first + len(results)`` while it
+    runs, at no cost per item.
+    """
+
+    def __init__(self, send: Callable[[bytes], None], worker: str) -> None:
+        self.first = 0
+        self.results: list[Any] | None = None
+        self._send = send
+        self._worker = worker
+        self._own: dict[str, int] = {}
+        self._installed = False
+
+    def apply(self, caller: Levels) -> None:
+        import logging
+
+        root_level, disabled, own = caller
+        if not self._installed:
+            handler = _Handler(self)
+            logging.root.handlers[:] = [handler]  # nothing printed here: the caller's handlers
+            self._installed = True
+        logging.root.setLevel(root_level)
+        logging.disable(disabled)
+        for name in self._own.keys() - own.keys():  # set by the job before, not by this one
+            logging.getLogger(name).setLevel(logging.NOTSET)
+        for name, level in own.items():
+            logging.getLogger(name).setLevel(level)
+        self._own = dict(own)
+
+    def forward(self, record: Any, text: Callable[[Any], str | None]) -> None:
+        fields = dict(record.__dict__)
+        fields["msg"] = record.getMessage()  # the arguments may not pickle; the text does
+        fields["args"] = None
+        fields["exc_text"] = text(record)
+        fields["exc_info"] = None
+        fields["processName"] = self._worker
+        results = self.results
+        fields["manyhands_item"] = None if results is None else self.first + len(results)
+        fields["manyhands_worker"] = self._worker
+        try:
+            payload = pickle.dumps(("log", fields), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # an extra= value that will not pickle travels as its repr
+            fields = {key: _plain(value) for key, value in fields.items()}
+            payload = pickle.dumps(("log", fields), protocol=pickle.HIGHEST_PROTOCOL)
+        self._send(payload)
+
+
+def _plain(value: Any) -> Any:
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return repr(value)
+    return value
+
+
+def _handler_class() -> type:
+    import logging
+
+    class Handler(logging.Handler):
+        def __init__(self, forwarder: Forwarder) -> None:
+            super().__init__()
+            self._forwarder = forwarder
+            self._format = logging.Formatter()
+            self._local = threading.local()
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if getattr(self._local, "busy", False):
+                return  # a record made while sending one (by pickle's own logging, say)
+            self._local.busy = True
+            try:
+                self._forwarder.forward(record, self._exception_text)
+            except OSError:
+                pass  # the caller is gone: nobody reads this any more
+            except Exception:
+                self.handleError(record)
+            finally:
+                self._local.busy = False
+
+        def _exception_text(self, record: logging.LogRecord) -> str | None:
+            if record.exc_info:
+                return self._format.formatException(record.exc_info)
+            return record.exc_text
+
+    return Handler
+
+
+def _Handler(forwarder: Forwarder) -> Any:
+    return _handler_class()(forwarder)

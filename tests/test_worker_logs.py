@@ -1,0 +1,90 @@
+"""What process workers log reaches the caller's logging as records, through its own loggers.
+
+Real worker processes; pytest's ``caplog`` is the caller's handler (on the root logger), so
+a record counts only if it came through the caller's logger hierarchy.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import manyhands as mh
+
+import workloads
+
+
+def records_of(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name.startswith("tests.worker")]
+
+
+def test_worker_records_reach_the_callers_loggers_with_their_item(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)  # the root logger's level
+    caplog.handler.setLevel(logging.DEBUG)  # the handler takes whatever the loggers pass
+    verbose = logging.getLogger("tests.worker.verbose")
+    verbose.setLevel(logging.DEBUG)  # one logger of the caller's more verbose than the rest
+    try:
+        with mh.Pool(backend="process", workers=2) as pool:
+            assert pool.starmap(workloads.logs, [(x,) for x in range(5)]) == list(range(5))
+    finally:
+        verbose.setLevel(logging.NOTSET)
+    seen = {(r.name, r.levelname, r.getMessage()) for r in records_of(caplog)}
+    for x in range(5):
+        assert ("tests.worker", "INFO", f"info from item {x}") in seen
+        assert ("tests.worker", "WARNING", f"warning from item {x}") in seen
+        assert ("tests.worker.verbose", "DEBUG", f"verbose debug from item {x}") in seen
+        assert ("tests.worker", "DEBUG", f"debug from item {x}") not in seen  # never made
+    for record in records_of(caplog):
+        assert record.manyhands_item == int(record.getMessage().split()[-1])  # type: ignore[attr-defined]
+        assert record.manyhands_worker.startswith("process-")  # type: ignore[attr-defined]
+        assert record.processName == record.manyhands_worker  # type: ignore[attr-defined]
+    (failed,) = [r for r in records_of(caplog) if r.levelno == logging.ERROR]
+    assert "ValueError: three" in (failed.exc_text or "")
+    warning = next(r for r in records_of(caplog) if r.levelno == logging.WARNING)
+    # An extra= value that does not pickle (a lock) arrives as its repr.
+    assert warning.lock.startswith("<unlocked _thread.lock")  # type: ignore[attr-defined]
+
+
+def test_levels_follow_the_caller_at_the_start_of_each_job(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    with mh.Pool(backend="process", workers=1) as pool:
+        pool.starmap(workloads.logs, [(0,)])
+        assert any(r.levelno == logging.INFO for r in records_of(caplog))
+        caplog.clear()
+        logging.getLogger("tests.worker").setLevel(logging.ERROR)
+        try:
+            pool.starmap(workloads.logs, [(3,)])  # the same warm worker, a new job
+        finally:
+            logging.getLogger("tests.worker").setLevel(logging.NOTSET)
+    assert {r.levelname for r in records_of(caplog)} == {"ERROR"}
+
+
+def test_a_callers_handler_that_raises_does_not_stop_the_pool(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            raise RuntimeError("a broken filter")
+
+    logger = logging.getLogger("tests.worker")
+    broken = Broken()
+    logger.addFilter(broken)
+    try:
+        with mh.Pool(backend="process", workers=1) as pool:
+            assert pool.starmap(workloads.logs, [(x,) for x in range(3)]) == [0, 1, 2]
+    finally:
+        logger.removeFilter(broken)
+
+
+def test_the_initializers_records_arrive_too(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    with mh.Pool(backend="process", workers=1, initializer=workloads.logs, initargs=(7,)) as pool:
+        pool.submit(workloads.square, 2).result()
+    messages = [r.getMessage() for r in records_of(caplog)]
+    assert "info from item 7" in messages
+    assert all(r.manyhands_item is None for r in records_of(caplog))  # type: ignore[attr-defined]
