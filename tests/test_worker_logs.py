@@ -88,3 +88,15 @@ def test_the_initializers_records_arrive_too(caplog: pytest.LogCaptureFixture) -
     messages = [r.getMessage() for r in records_of(caplog)]
     assert "info from item 7" in messages
     assert all(r.manyhands_item is None for r in records_of(caplog))  # type: ignore[attr-defined]
+
+
+def test_thread_workers_records_carry_their_item_too(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    assert mh.map(workloads.logs, range(6), backend="thread", workers=3) == list(range(6))
+    infos = [r for r in records_of(caplog) if r.levelno == logging.INFO]
+    assert sorted(r.getMessage() for r in infos) == [f"info from item {x}" for x in range(6)]
+    for record in infos:
+        assert record.manyhands_item == int(record.getMessage().split()[-1])  # type: ignore[attr-defined]
+        assert record.manyhands_worker.startswith("manyhands-thread-")  # type: ignore[attr-defined]
+    logging.getLogger("tests.worker").info("from the test itself")  # not a worker's
+    assert not hasattr(caplog.records[-1], "manyhands_item")

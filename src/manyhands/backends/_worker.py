@@ -15,9 +15,9 @@ Two threads:
 Wire format: every message is a pickle; a ``run`` message is followed by a second message, the
 pickled items, and a ``done`` message by the pickled results, so that a failure to unpickle one
 can be blamed precisely. ``init`` and ``run`` carry the caller's logging levels, ``run`` the
-chunk's first index; a ``log`` message carries one record (``_worker_logs``). Errors travel as ``WireError`` tuples with the exception pickled on
-its own (it may not unpickle on the other side; its type name, message and traceback text
-always arrive).
+chunk's first index; a ``log`` message carries one record (``_worker_logs``). Errors travel as
+``WireError`` tuples with the exception pickled on its own (it may not unpickle on the other
+side; its type name, message and traceback text always arrive).
 """
 
 from __future__ import annotations

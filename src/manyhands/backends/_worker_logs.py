@@ -15,7 +15,6 @@ live here, as the format of a record on the wire does.
 
 from __future__ import annotations
 
-import pickle
 import sys
 import threading
 
@@ -91,6 +90,8 @@ class Forwarder:
         self._own = dict(own)
 
     def forward(self, record: Any, text: Callable[[Any], str | None]) -> None:
+        import pickle  # here: the thread backend imports this module, and not pickle (or re)
+
         fields = dict(record.__dict__)
         fields["msg"] = record.getMessage()  # the arguments may not pickle; the text does
         fields["args"] = None
@@ -109,6 +110,8 @@ class Forwarder:
 
 
 def _plain(value: Any) -> Any:
+    import pickle
+
     try:
         pickle.dumps(value)
     except Exception:
@@ -149,3 +152,42 @@ def _handler_class() -> type:
 
 def _Handler(forwarder: Forwarder) -> Any:
     return _handler_class()(forwarder)
+
+
+#: What a worker thread of this process runs now: ``(first index, results list, worker name)``
+#: of its chunk, read by the record factory below.
+_running = threading.local()
+_factory_installed = False
+_factory_lock = threading.Lock()
+
+
+def thread_running(first: int, results: list[Any] | None, worker: str) -> None:
+    """Say which chunk this worker thread runs (``results`` None: none), so that records
+    made meanwhile carry ``manyhands_item`` and ``manyhands_worker``, as a worker process's
+    do. The record factory is installed once, and only where ``logging`` is imported
+    already (importing it costs a first call 10 ms; a process without it has no handler)."""
+    _running.chunk = None if results is None else (first, results, worker)
+    if not _factory_installed and "logging" in sys.modules:
+        _install_factory()
+
+
+def _install_factory() -> None:
+    global _factory_installed
+    import logging
+
+    with _factory_lock:
+        if _factory_installed:
+            return
+        made = logging.getLogRecordFactory()  # the caller's own, if it set one: kept
+
+        def factory(*args: Any, **kwargs: Any) -> Any:
+            record = made(*args, **kwargs)
+            chunk = getattr(_running, "chunk", None)
+            if chunk is not None:
+                first, results, worker = chunk
+                record.manyhands_item = first + len(results)
+                record.manyhands_worker = worker
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _factory_installed = True

@@ -17,6 +17,7 @@ from .._core import _log
 from .._core._protocol import Capabilities
 from .._core._task import Chunk, failed_outcome, run_chunk
 from .._errors import PoolClosedError, add_note, broken_pool
+from ._worker_logs import thread_running
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -181,6 +182,8 @@ class ThreadBackend:
                 # items silently going elsewhere.
                 outcome = failed_outcome(init_error, worker=name)
             else:
+                results: list[Any] = []
+                thread_running(chunk.start, results, name)
                 outcome = run_chunk(
                     job.fn,
                     job.mode,
@@ -189,7 +192,10 @@ class ThreadBackend:
                     catch=BaseException,
                     worker=name,
                     timed=job.timed,
+                    results=results,
                 )
+                thread_running(0, None, name)
+                del results
             with self._lock:
                 self._running.pop(chunk, None)
                 abandoned = me in self._abandoned
