@@ -1,4 +1,5 @@
-"""What runs a map: the backends a call or a Pool has opened, and one map run on them.
+"""What runs a map: the backends a call or a Pool has opened (``Backends``), and the
+``Runner`` that runs each of its maps on them.
 
 Kept apart from ``Pool`` (a ``concurrent.futures.Executor``) so that a plain ``map`` does not
 import ``concurrent.futures`` and, through it, ``logging``: a tiny first call pays for what it
@@ -56,19 +57,15 @@ class Backends:
         *,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
-        where: dict[str, Any] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         on_open: Callable[[str], None] | None = None,
         settings: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        """``where``: ``address=`` / ``client=`` of the Dask backend; ``settings``: more
-        keywords for the backends of a kind (``{"process": {"max_tasks_per_child": 10}}``,
-        from the drop-in executors)."""
+        """``settings``: more keywords for the backends of a kind (a Dask's ``address`` or
+        ``client``; ``{"process": {"max_tasks_per_child": 10}}`` from a drop-in executor)."""
         self._initializer = initializer
         self._initargs = initargs
-        self._settings = {kind: dict(extra) for kind, extra in (settings or {}).items()}
-        if where:
-            self._settings.setdefault("dask", {}).update(where)
+        self._settings = settings or {}
         self._loop = loop
         self._on_open = on_open
         self._lock = threading.Lock()
