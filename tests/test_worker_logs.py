@@ -100,3 +100,23 @@ def test_thread_workers_records_carry_their_item_too(caplog: pytest.LogCaptureFi
         assert record.manyhands_worker.startswith("manyhands-thread-")  # type: ignore[attr-defined]
     logging.getLogger("tests.worker").info("from the test itself")  # not a worker's
     assert not hasattr(caplog.records[-1], "manyhands_item")
+
+
+def test_worker_prints_reach_the_callers_current_streams_in_whole_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import contextlib
+    import io
+
+    redirected = io.StringIO()
+    with contextlib.redirect_stdout(redirected):
+        # Two workers printing 4,000-character lines at once: no line may split another.
+        assert mh.map(workloads.prints, range(8), backend="process", workers=2) == list(range(8))
+    lines = redirected.getvalue().splitlines()
+    assert len(lines) == 8 * 50
+    assert all(len(line) == 4000 and len(set(line)) == 1 for line in lines)
+    assert sorted({line[0] for line in lines}) == list("abcdefgh")
+    err = capsys.readouterr().err  # stderr went to the caller's sys.stderr (pytest's here)
+    assert sorted(line for line in err.splitlines() if line.startswith("stderr of")) == [
+        f"stderr of item {x}" for x in range(8)
+    ]

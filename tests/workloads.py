@@ -302,3 +302,14 @@ def logs(x: int) -> int:
         except ValueError:
             logger.exception("failed on item %d", x)
     return x
+
+
+def prints(x: int) -> int:
+    """Prints 50 long lines of one character (a letter per item), and one line to stderr."""
+    import sys
+
+    line = "abcdefgh"[x % 8] * 4000
+    for _ in range(50):
+        print(line)
+    print(f"stderr of item {x}", file=sys.stderr)
+    return x

@@ -34,7 +34,7 @@ import threading
 from .._core._task import ChunkOutcome, ItemError, run_chunk
 from .._errors import SerializationError
 from ._wire import receive, send
-from ._worker_logs import Forwarder
+from ._worker_logs import Forwarder, LineWriter
 
 # typing, collections and traceback stay out of the start-up path of every worker.
 TYPE_CHECKING = False
@@ -213,6 +213,8 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
             send(sock, data)
 
     logs = Forwarder(send_one, name)
+    streams = [LineWriter(which, getattr(sys, which), send_one) for which in ("stdout", "stderr")]
+    sys.stdout, sys.stderr = streams
     _, init_payload, caller_levels = inbox.get()
     logs.apply(caller_levels)  # before the initializer: its records reach the caller too
     if init_payload is not None:
@@ -240,6 +242,8 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
             results=logs.results,
         )
         logs.results = None
+        for stream in streams:  # a partial last line, before the chunk's outcome
+            stream.drain()
         with lock:
             send(sock, dumps(("done", ticket)))
             send(sock, meta)
@@ -341,5 +345,8 @@ def _exit(code: int) -> None:
     # hang the exit); flush what the user's function printed first.
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
+            drain = getattr(stream, "drain", None)
+            if drain is not None:
+                drain()
             stream.flush()
     os._exit(code)

@@ -191,3 +191,87 @@ def _install_factory() -> None:
 
         logging.setLogRecordFactory(factory)
         _factory_installed = True
+
+
+class LineWriter:
+    """A worker's ``sys.stdout`` or ``sys.stderr``: text goes to the caller whole lines at a
+    time, where the caller's current stream of that name writes it (so a notebook cell,
+    ``contextlib.redirect_stdout`` and pytest's ``capsys`` get it).
+
+    Lines from two workers, or two threads of one, never split each other: each message is
+    whole lines, and a partial line waits for its end (or for the chunk's end, ``drain``).
+    Bytes written to ``.buffer`` or to the file descriptor (C code) still go straight to the
+    inherited descriptor.
+    """
+
+    def __init__(self, name: str, original: Any, send: Callable[[bytes], None]) -> None:
+        self.name = name
+        self._original = original
+        self._send = send
+        self._pending = ""
+        self._lock = threading.Lock()
+        self.encoding = getattr(original, "encoding", "utf-8")
+        self.errors = getattr(original, "errors", "strict")
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        with self._lock:
+            pending = self._pending + text
+            cut = pending.rfind("\n") + 1
+            self._pending = pending[cut:]
+            whole = pending[:cut]
+        if whole:
+            self._ship(whole)
+        return len(text)
+
+    def drain(self) -> None:
+        """Send a partial last line too (the chunk ended, or the worker is exiting)."""
+        with self._lock:
+            rest, self._pending = self._pending, ""
+        if rest:
+            self._ship(rest)
+
+    def _ship(self, text: str) -> None:
+        import contextlib
+        import pickle
+
+        message = pickle.dumps(("out", self.name, text), protocol=pickle.HIGHEST_PROTOCOL)
+        with contextlib.suppress(OSError):  # the caller is gone
+            self._send(message)
+
+    def flush(self) -> None:
+        """Nothing to do: whole lines are sent as they are written."""
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return int(self._original.fileno())
+
+    @property
+    def buffer(self) -> Any:
+        return self._original.buffer
+
+
+def write_output(name: str, text: str) -> None:
+    """The caller's end: a worker's whole lines, to the caller's current ``sys.stdout`` or
+    ``sys.stderr`` (looked up now: a redirection made after the job began applies)."""
+    stream = getattr(sys, name, None)
+    if stream is None:  # pythonw on Windows: no console streams
+        return
+    stream.write(text)
+    stream.flush()

@@ -314,6 +314,10 @@ class ProcessBackend:
             if message[0] == "ready":
                 machine().observe_process_start(time.perf_counter() - worker.spawned)
                 return
+            if message[0] == "out":  # whole lines a worker printed
+                with contextlib.suppress(Exception):  # a closed or broken stream of the caller's
+                    _worker_logs.write_output(message[1], message[2])
+                return
             if message[0] == "log":  # before its chunk's outcome: the same socket, in order
                 # A filter or handler of the caller's that raises must not stop this reader.
                 with contextlib.suppress(Exception):
