@@ -120,3 +120,7 @@ def test_worker_prints_reach_the_callers_current_streams_in_whole_lines(
     assert sorted(line for line in err.splitlines() if line.startswith("stderr of")) == [
         f"stderr of item {x}" for x in range(8)
     ]
+
+
+def test_a_workers_stdout_still_answers_what_code_asks_of_a_stream() -> None:
+    assert mh.map(workloads.stream_facts, [0], backend="process") == [(False, False, True)]

@@ -313,3 +313,10 @@ def prints(x: int) -> int:
         print(line)
     print(f"stderr of item {x}", file=sys.stderr)
     return x
+
+
+def stream_facts(_: Any) -> tuple[bool, bool, bool]:
+    """What libraries ask of ``sys.stdout``: is it a terminal, closed, a descriptor behind it."""
+    import sys
+
+    return (sys.stdout.isatty(), sys.stdout.closed, sys.stdout.fileno() >= 0)

@@ -266,6 +266,11 @@ class LineWriter:
     def buffer(self) -> Any:
         return self._original.buffer
 
+    def __getattr__(self, name: str) -> Any:
+        # Whatever else code asks of a text stream (closed, name, line_buffering...): the
+        # inherited stream's.
+        return getattr(self._original, name)
+
 
 def write_output(name: str, text: str) -> None:
     """The caller's end: a worker's whole lines, to the caller's current ``sys.stdout`` or
