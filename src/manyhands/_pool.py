@@ -386,6 +386,18 @@ class Pool(Executor):
         ``cancel_futures=True`` first cancels every submitted call that has not started.
         ``wait=False`` returns at once; the workers stop in the background.
         """
+        self._stop(wait=wait, cancel_futures=cancel_futures, kill=False)
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        """The ``with`` block's end: ``shutdown(wait=True)``, as any Executor's; but after
+        Ctrl-C (or ``SystemExit``) nothing more is waited for: queued calls are cancelled and
+        running ones stopped (process workers killed), so the program stops at once. The
+        standard library's pools wait there for every running call."""
+        interrupted = exc_type is not None and not issubclass(exc_type, Exception)
+        self._stop(wait=True, cancel_futures=interrupted, kill=interrupted)
+
+    def _stop(self, *, wait: bool, cancel_futures: bool, kill: bool) -> None:
+        """``shutdown``; ``kill``: stop the running calls too, rather than wait for them."""
         with self._lock:
             closed = self._closed
             self._closed = True
@@ -404,36 +416,18 @@ class Pool(Executor):
             return
 
         def finish() -> None:
+            if kill:
+                self._runner.shutdown(cancel=True)
             for driver in drivers:  # every map() call's items run, as if all were submitted
-                driver.thread.join()
-            self._runner.shutdown(cancel=False)
+                driver.thread.join()  # (after a kill: each notices its stop within STOP_POLL)
+            if not kill:
+                self._runner.shutdown(cancel=False)
 
         if wait:
             finish()
         else:
             self._stopping = threading.Thread(target=finish, name="manyhands-shutdown", daemon=True)
             self._stopping.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
-        """The ``with`` block's end: ``shutdown(wait=True)``, as any Executor's; but after
-        Ctrl-C (or ``SystemExit``) nothing more is waited for: queued calls are cancelled and
-        running ones stopped (process workers killed), so the program stops at once. The
-        standard library's pools wait there for every running call."""
-        if exc_type is None or issubclass(exc_type, Exception):
-            self.shutdown(wait=True)
-            return
-        with self._lock:
-            self._closed = True
-            futures = list(self._futures)
-            drivers = list(self._drivers)
-            self._drivers.clear()
-        for future in futures:
-            future.cancel()
-        for driver in drivers:
-            driver.stop()
-        self._runner.shutdown(cancel=True)
-        for driver in drivers:  # each notices its stop within STOP_POLL
-            driver.thread.join()
 
     def _check_open(self) -> None:
         if self._closed:

@@ -34,7 +34,7 @@ import threading
 from .._core._task import ChunkOutcome, ItemError, run_chunk
 from .._errors import SerializationError
 from ._wire import receive, send
-from ._worker_logs import Forwarder, LineWriter
+from ._worker_logs import Forwarder, LineWriter, running
 
 # typing, collections and traceback stay out of the start-up path of every worker.
 TYPE_CHECKING = False
@@ -231,7 +231,8 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
         _, ticket, fn_key, fn_payload, mode, stop_on_error, timed, first, levels, body = message
         if levels is not None:  # a new job's: the caller's levels at its start
             logs.apply(levels)
-        logs.first, logs.results = first, []
+        made: list[Any] = []
+        running((first, made, name))
         results, meta = run_encoded(
             lambda: _function(functions, fn_key, fn_payload),  # noqa: B023  (called at once)
             mode,
@@ -239,9 +240,10 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
             stop_on_error=stop_on_error,
             timed=timed,
             worker=name,
-            results=logs.results,
+            results=made,
         )
-        logs.results = None
+        running(None)
+        del made
         for stream in streams:  # a partial last line, before the chunk's outcome
             stream.drain()
         with lock:

@@ -5,8 +5,8 @@
     levels() ── with a job's first chunk ──────>  apply(): the caller's levels set here, and
                                                   a handler on the root logger
     replay(record) <── ("log", fields) ─────────  emit(): each record that passes, with the
-      the caller's own logger handles it:          item (the chunk's first index + results so
-      its level, filters, handlers, caplog         far) and the worker it came from
+      the caller's own logger handles it:          item (``running``: the chunk's first index
+      its level, filters, handlers, caplog         + results so far) and the worker
 
 A record the caller would drop is never made in the worker: the levels (the root logger's,
 every logger's own, ``logging.disable``) are the caller's at the start of the job. Both ends
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["Forwarder", "levels", "replay"]
+__all__ = ["Forwarder", "LineWriter", "levels", "replay", "running", "write_output"]
 
 #: (root level, ``logging.disable`` level, {logger name: its own level}).
 Levels = tuple[int, int, dict[str, int]]
@@ -58,16 +58,10 @@ def replay(fields: dict[str, Any]) -> None:
 
 
 class Forwarder:
-    """The worker's end: ``apply`` the caller's levels; records then go to ``send``.
-
-    ``first`` and ``results``: the running chunk's first index and its results list, which
-    ``run_chunk`` fills as it goes: an item's index is ``first + len(results)`` while it
-    runs, at no cost per item.
-    """
+    """The worker's end: ``apply`` the caller's levels; records then go to ``send``, each
+    with the item it came from (``running``, as in a thread worker of the caller's)."""
 
     def __init__(self, send: Callable[[bytes], None], worker: str) -> None:
-        self.first = 0
-        self.results: list[Any] | None = None
         self._send = send
         self._worker = worker
         self._own: dict[str, int] = {}
@@ -80,6 +74,7 @@ class Forwarder:
         if not self._installed:
             handler = _Handler(self)
             logging.root.handlers[:] = [handler]  # nothing printed here: the caller's handlers
+            _install_factory()
             self._installed = True
         logging.root.setLevel(root_level)
         logging.disable(disabled)
@@ -98,8 +93,7 @@ class Forwarder:
         fields["exc_text"] = text(record)
         fields["exc_info"] = None
         fields["processName"] = self._worker
-        results = self.results
-        fields["manyhands_item"] = None if results is None else self.first + len(results)
+        fields.setdefault("manyhands_item", None)  # made outside a chunk (an initializer)
         fields["manyhands_worker"] = self._worker
         try:
             payload = pickle.dumps(("log", fields), protocol=pickle.HIGHEST_PROTOCOL)
@@ -154,19 +148,20 @@ def _Handler(forwarder: Forwarder) -> Any:
     return _handler_class()(forwarder)
 
 
-#: What a worker thread of this process runs now: ``(first index, results list, worker name)``
-#: of its chunk, read by the record factory below.
+#: What this thread runs now, read by the record factory below.
 _running = threading.local()
 _factory_installed = False
 _factory_lock = threading.Lock()
 
 
-def thread_running(first: int, results: list[Any] | None, worker: str) -> None:
-    """Say which chunk this worker thread runs (``results`` None: none), so that records
-    made meanwhile carry ``manyhands_item`` and ``manyhands_worker``, as a worker process's
-    do. The record factory is installed once, and only where ``logging`` is imported
+def running(chunk: tuple[int, list[Any], str] | None) -> None:
+    """Say which chunk this thread runs: its first index, the results list ``run_chunk``
+    fills (an item's index is ``first + len(results)`` while it runs, at no cost per item)
+    and the worker's name; None once it is done. Records made meanwhile on this thread carry
+    ``manyhands_item`` and ``manyhands_worker``, in a thread worker and in a worker process
+    alike. The record factory is installed once, and only where ``logging`` is imported
     already (importing it costs a first call 10 ms; a process without it has no handler)."""
-    _running.chunk = None if results is None else (first, results, worker)
+    _running.chunk = chunk
     if not _factory_installed and "logging" in sys.modules:
         _install_factory()
 

@@ -17,7 +17,7 @@ from .._core import _log
 from .._core._protocol import Capabilities
 from .._core._task import Chunk, failed_outcome, run_chunk
 from .._errors import PoolClosedError, add_note, broken_pool
-from ._worker_logs import thread_running
+from ._worker_logs import running
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ class ThreadBackend:
                 outcome = failed_outcome(init_error, worker=name)
             else:
                 results: list[Any] = []
-                thread_running(chunk.start, results, name)
+                running((chunk.start, results, name))
                 outcome = run_chunk(
                     job.fn,
                     job.mode,
@@ -194,7 +194,7 @@ class ThreadBackend:
                     timed=job.timed,
                     results=results,
                 )
-                thread_running(0, None, name)
+                running(None)
                 del results
             with self._lock:
                 self._running.pop(chunk, None)
