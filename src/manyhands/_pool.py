@@ -19,6 +19,7 @@ from ._core._task import Chunk, ChunkOutcome, Job, is_coroutine_function
 from ._errors import ArgumentValueError, PoolClosedError
 from ._executor_map import MapDriver, buffered, check_map_arguments, zipped
 from ._options import (
+    KEYWORDS,
     LAZY_NAMES,
     RunOptions,
     check_backend,
@@ -152,12 +153,12 @@ class Pool(Executor):
             {"chunksize": size, **extras}, entry="Pool.map()", backend=self._kind
         )
         if buffer is not None:
-            if options != RunOptions.checked({"chunksize": size}, entry="", backend=self._kind):
+            given = [name for name, value in extras.items() if value != KEYWORDS[name]]
+            if given:
                 raise ArgumentValueError(
-                    f"buffersize={buffer} runs each call on its own, as submit() does, and the "
-                    "manyhands options given (progress, errors, retries, memory_floor, "
-                    "journal) apply to whole maps: drop buffersize= (pool.imap's memory is "
-                    "bounded already), or drop those options"
+                    f"buffersize={buffer} runs each call on its own, as submit() does, and "
+                    f"{', '.join(f'{name}=' for name in given)} apply to whole maps: drop "
+                    "buffersize= (pool.imap's memory is bounded already), or drop those options"
                 )
             self._check_open()
             return buffered(self.submit, fn, inputs, star, buffer, deadline)
