@@ -59,3 +59,25 @@ def test_progress_is_a_widget_in_a_notebook(kernel: Any) -> None:
     )
     widget_views = [d for d in displays if "application/vnd.jupyter.widget-view+json" in d["data"]]
     assert widget_views, displays
+
+
+def test_worker_prints_and_logs_appear_in_the_cell(kernel: Any) -> None:
+    printed, _ = run_cell(
+        kernel,
+        "import logging, sys\n"
+        "import manyhands as mh\n"
+        "form = '%(levelname)s %(name)s item=%(manyhands_item)s: %(message)s'\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True, format=form)\n"
+        "def chatty(x):\n"
+        "    print('hello from item', x)\n"
+        "    logging.getLogger('nb').info('info from item %d', x)\n"
+        "    return x\n"
+        "for backend in ('process', 'thread'):\n"
+        "    print(backend, mh.map(chatty, range(3), backend=backend, workers=2))\n",
+    )
+    for backend in ("process", "thread"):
+        assert f"{backend} [0, 1, 2]" in printed
+    lines = printed.splitlines()
+    for x in range(3):
+        assert lines.count(f"hello from item {x}") == 2  # once per backend, whole
+        assert lines.count(f"INFO nb item={x}: info from item {x}") == 2

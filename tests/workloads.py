@@ -320,3 +320,55 @@ def stream_facts(_: Any) -> tuple[bool, bool, bool]:
     import sys
 
     return (sys.stdout.isatty(), sys.stdout.closed, sys.stdout.fileno() >= 0)
+
+
+def says(x: int) -> int:
+    """Prints a line in two writes (so a line can only stay whole if it is kept whole), one
+    to stderr, and fails on item 3 after printing."""
+    import sys
+
+    print(f"item {x} ", end="")
+    print("says hello")
+    print(f"item {x} on stderr", file=sys.stderr)
+    if x == 3:
+        raise ValueError("three")
+    return x
+
+
+def dies_after_saying(x: int) -> int:
+    """Item 2 writes a line from Python and one straight to descriptor 2 (as C code would),
+    then its process ends as a crash would end it."""
+    import os
+
+    print(f"python line of item {x}")
+    if x == 2:
+        os.write(2, b"last words of item 2, from C\n")
+        os._exit(9)
+    return x
+
+
+def says_then_waits(gate: Any) -> int:
+    """Prints, then blocks until ``gate`` (an Event) is set: to time out after printing."""
+    print("started, now stuck")
+    gate.wait(60)
+    return 0
+
+
+async def says_async(x: int) -> int:
+    """A coroutine that prints half a line, awaits, and prints the rest."""
+    import asyncio
+
+    print(f"item {x} ", end="")
+    await asyncio.sleep(0)
+    print("says hello")
+    if x == 3:
+        raise ValueError("three")
+    return x
+
+
+async def logs_async(x: int) -> int:
+    """``logs``, as a coroutine that awaits before it logs (other items' tasks run then)."""
+    import asyncio
+
+    await asyncio.sleep(0)
+    return logs(x)

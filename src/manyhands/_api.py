@@ -61,6 +61,14 @@ def map(fn: Callable[[T], R], items: Iterable[T], /, **options: Unpack[CallKeywo
     stopped. ``retries``: more tries for a failed item (an int, or ``manyhands.Retry``).
     ``memory_floor``: bytes of available memory under which no new item starts.
 
+    What workers write (``print``, ``sys.stdout``/``sys.stderr``, and in worker processes the
+    file descriptors 1 and 2) reaches your ``sys.stdout``/``sys.stderr`` whole lines at a time
+    (``output="forward"``); ``output="tag"`` prefixes each line with its item's index and a
+    tab; ``output="capture"`` keeps each item's output instead (in the journal, and on its
+    Failure); ``output="inherit"`` leaves worker processes writing where they inherited. A
+    failed item's last lines are its ``Failure.output``. Their ``logging`` records reach your
+    loggers, with ``record.manyhands_item`` and ``record.manyhands_worker``.
+
     ``journal="run.db"``: record every finished item in that SQLite file; the same call again
     skips what it holds and returns the stored results in their places (failures too, unless
     ``journal=manyhands.Journal("run.db", retry_failed=True)``). A journal of another function

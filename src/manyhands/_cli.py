@@ -60,6 +60,30 @@ def _log_to_stderr() -> None:
         logger.propagate = False
 
 
+class _ItemFormatter(logging.Formatter):
+    """``WARNING jobs: message``, with ``item 3:`` first for a record an item made."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        item = getattr(record, "manyhands_item", None)
+        return text if item is None else f"item {item}: {text}"
+
+
+def _records_to_stderr() -> None:
+    """The function's log records (those made in workers too) on stderr, as logging's
+    defaults would show them, with the item that made them; unless the target configured
+    logging itself when it was imported."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ItemFormatter())
+    root.addHandler(handler)
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -69,10 +93,16 @@ def _terminate(signum: int, frame: object) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     fn = load_target(args.target)
+    _records_to_stderr()
     items = _inputs(args)
     journal = args.journal
     if (args.resume or args.retry_failed or args.rerun_changed) and journal is None:
         raise UsageError("--resume, --retry-failed and --rerun-changed need --journal FILE")
+    if args.worker_output == "capture" and journal is None:
+        raise UsageError(
+            "--capture keeps what each item prints in the journal: add --journal FILE (or use "
+            "--tag to see each line with its input's index)"
+        )
     recalled = _journal_precheck(args)
     started = time.perf_counter()
     options: dict[str, Any] = {
@@ -92,11 +122,12 @@ def _run(args: argparse.Namespace) -> int:
             mismatch="rerun" if args.rerun_changed else "raise",
         ),
         "indexed": True,
+        "output": args.worker_output,
     }
     mapper = mh.istarmap if args.star else mh.imap
     done = 0
     failures: dict[str, int] = {}
-    with _open_output(args.output) as out:
+    with _open_output(args.output) as out, _prints_to_stderr(out):
         results = mapper(fn, items, **options)
         try:
             flushed = time.monotonic()
@@ -167,6 +198,8 @@ def _error_line(index: int, failure: mh.Failure) -> str:
         "signal": failure.signal,
         "attempts": failure.attempts,
     }
+    if failure.output:  # the last lines it printed
+        error["output"] = failure.output
     return json.dumps({"index": index, "error": error}, default=_jsonable) + "\n"
 
 
@@ -185,6 +218,14 @@ def _jsonable(value: Any) -> Any:
     if callable(tolist):
         return tolist()
     return repr(value)
+
+
+def _prints_to_stderr(out: IO[str]) -> contextlib.AbstractContextManager[object]:
+    """With the results on stdout, what the function prints goes to stderr: the results
+    stay one JSON line each."""
+    if out is sys.stdout:
+        return contextlib.redirect_stdout(sys.stderr)
+    return contextlib.nullcontext()
 
 
 def _open_output(path: str | None) -> contextlib.AbstractContextManager[IO[str]]:
@@ -373,10 +414,13 @@ examples:
   seq 100 | manyhands run sim.py:simulate --input - --jsonl --timeout 60 --retries 2
   manyhands run tasks:add --input pairs.jsonl --jsonl --star   # each line: [1, 2]
   manyhands run sim.py:simulate --range 1000 --backend dask --address tcp://10.0.0.5:8786
+  manyhands run sim.py:simulate --range 8 --tag     # stderr: "3<TAB>what item 3 printed"
 
 Each output line is {"index": N, "result": ...} or {"index": N, "error": {"kind", "type",
-"message", "exitcode", "signal", "attempts"}}, in input order unless --unordered. The exit
-status is 0 when every item succeeded, 1 when some failed, 2 for bad arguments or input.
+"message", "exitcode", "signal", "attempts", "output"}}, in input order unless --unordered;
+"output" (when the item printed anything) holds its last lines. What the function prints and
+logs goes to stderr when the results go to stdout. The exit status is 0 when every item
+succeeded, 1 when some failed, 2 for bad arguments or input.
 """
 
 _STATUS_EXAMPLES = """\
@@ -447,6 +491,30 @@ def _parser() -> argparse.ArgumentParser:
         help="a progress bar on stderr (default: when stderr is a terminal)",
     )
     progress.add_argument("--no-progress", dest="progress", action="store_false")
+    said = run.add_mutually_exclusive_group()
+    said.add_argument(
+        "--tag",
+        dest="worker_output",
+        action="store_const",
+        const="tag",
+        default="forward",
+        help="prefix each line the function prints with its input's index and a tab (what it "
+        "prints goes to stderr when the results go to stdout)",
+    )
+    said.add_argument(
+        "--capture",
+        dest="worker_output",
+        action="store_const",
+        const="capture",
+        help="keep what each item prints in the --journal, instead of printing it",
+    )
+    said.add_argument(
+        "--raw-output",
+        dest="worker_output",
+        action="store_const",
+        const="inherit",
+        help="let worker processes write straight to this terminal (fastest; lines may mix)",
+    )
     run.set_defaults(handler=_run)
 
     status = commands.add_parser(

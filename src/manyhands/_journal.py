@@ -49,7 +49,9 @@ from ._fingerprint import fingerprint
 
 __all__ = ["FORMAT", "JournalFile", "connect", "function_identity", "process_alive", "read_meta"]
 
-FORMAT = 1
+FORMAT = 2
+#: Formats this version opens: format 1 (before ``items.output``) gains the column.
+_READS = ("1", "2")
 
 log = logging.getLogger("manyhands")
 
@@ -63,16 +65,16 @@ CREATE TABLE items (
     idx INTEGER PRIMARY KEY, fingerprint BLOB NOT NULL, status TEXT NOT NULL, result BLOB,
     kind TEXT, error_type TEXT, message TEXT, traceback TEXT, exitcode INTEGER,
     signal INTEGER, attempts INTEGER NOT NULL, duration REAL, worker TEXT,
-    finished REAL NOT NULL, run INTEGER NOT NULL, input TEXT
+    finished REAL NOT NULL, run INTEGER NOT NULL, input TEXT, output TEXT
 );
 CREATE INDEX items_by_status ON items (status);
 """
 
-_INSERT = "INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = "INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 _RECALL = (
     "SELECT idx, fingerprint, status, result, kind, error_type, message, traceback, exitcode, "
-    "signal, attempts, duration, input FROM items WHERE idx >= ? AND idx < ?"
+    "signal, attempts, duration, input, output FROM items WHERE idx >= ? AND idx < ?"
 )
 
 
@@ -233,20 +235,21 @@ class JournalFile:
         worker: str,
         seconds: float,
         attempts: int = 1,
+        outputs: dict[int, str] | None = None,
     ) -> None:
         now = time.time()
         append = self._rows.append
         prints = self._fingerprints
-        for index, item, result in zip(
-            range(start, start + len(items)), items, results, strict=False
-        ):
+        for offset, (item, result) in enumerate(zip(items, results, strict=False)):
+            index = start + offset
             print_ = prints.pop(index, None) or fingerprint(item)
             blob = self._dumps(result, index)
             if blob is None:
                 continue
+            output = None if outputs is None else outputs.get(offset)
             append(
                 (index, print_, "done", blob, None, None, None, None, None, None, attempts,
-                 seconds, worker, now, self._run, _describe(item))
+                 seconds, worker, now, self._run, _describe(item), output)
             )  # fmt: skip
 
     def record_failure(self, failure: Failure, *, worker: str) -> None:
@@ -258,7 +261,7 @@ class JournalFile:
              blob, failure.kind, failure.error_type, failure.message, failure.traceback,
              failure.exitcode,
              failure.signal, failure.attempts, failure.duration, worker, time.time(), self._run,
-             _describe(failure.item))
+             _describe(failure.item), failure.output or None)
         )  # fmt: skip
 
     def flush(self) -> None:
@@ -354,6 +357,7 @@ class JournalFile:
             signal=row[9],
             attempts=row[10],
             duration=row[11],
+            output=row[13] or "",
         )
 
 
@@ -375,6 +379,7 @@ def _prepare(
         )
     else:
         meta = read_meta(conn, path, tables)
+        _upgrade(conn, meta)
         recorded = (meta.get("function"), meta.get("mode"))
         if recorded != (function, mode):
             if mismatch != "rerun":
@@ -408,12 +413,21 @@ def read_meta(
             f"{', '.join(sorted(tables)) or 'none'}); give the path of a new file"
         )
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    if meta.get("format") != str(FORMAT):
+    if meta.get("format") not in _READS:
         raise JournalError(
             f"journal {path!r} has format {meta.get('format')!r}, and this manyhands reads "
-            f"format {FORMAT}: use the manyhands version that wrote it, or start a new journal"
+            f"formats {', '.join(_READS)}: use the manyhands version that wrote it, or start a "
+            "new journal"
         )
     return meta
+
+
+def _upgrade(conn: sqlite3.Connection, meta: dict[str, str]) -> None:
+    """Bring a format 1 journal (an earlier manyhands wrote it) to this format: the items'
+    output column, empty for what it recorded."""
+    if meta.get("format") == "1":
+        conn.execute("ALTER TABLE items ADD COLUMN output TEXT")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'format'", (str(FORMAT),))
 
 
 def _claim(conn: sqlite3.Connection, path: str) -> int:

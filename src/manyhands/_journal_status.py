@@ -17,7 +17,9 @@ class JournalItem:
     """One recorded item, as ``journal_status`` lists it (the slowest items, the failures).
 
     ``input`` is a short text of the item; ``seconds`` its run time (for items that ran in a
-    chunk, the chunk's mean); ``error`` is ``"Type: message"`` for a failure, else empty.
+    chunk, the chunk's mean); ``error`` is ``"Type: message"`` for a failure, else empty;
+    ``output`` what the item wrote (a failure's last lines; every item's with
+    ``output="capture"``), else empty.
     """
 
     index: int
@@ -29,6 +31,7 @@ class JournalItem:
     attempts: int = 1
     exitcode: int | None = None
     signal: int | None = None
+    output: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class JournalStatus:
                     f"    #{item.index:<6} {item.kind:<7} {item.error}  ({tries}{how}; "
                     f"input {item.input})"
                 )
+                lines.extend(_output_lines(item.output))
         return "\n".join(lines)
 
 
@@ -127,7 +131,8 @@ def journal_status(path: str | os.PathLike[str], *, limit: int = 10) -> JournalS
                 ended = time.time() if state == "running" else last.fetchone()[0] or started
             elapsed += max(0.0, ended - started)
         columns = (
-            "idx, input, duration, worker, kind, error_type, message, attempts, exitcode, signal"
+            "idx, input, duration, worker, kind, error_type, message, attempts, exitcode, signal, "
+            + ("output" if meta.get("format") != "1" else "NULL")  # written before there was one
         )
         slowest = conn.execute(
             f"SELECT {columns} FROM items WHERE status = 'done' AND duration IS NOT NULL "
@@ -167,8 +172,25 @@ def _seconds(value: float | None) -> str:
     return f"{value * 1e6:.1f} us"
 
 
+#: Lines of a failure's output ``JournalStatus`` shows (the last ones).
+_SHOWN_LINES = 10
+
+
+def _output_lines(output: str) -> list[str]:
+    if not output:
+        return []
+    lines = output.rstrip("\n").split("\n")
+    shown = lines[-_SHOWN_LINES:]
+    head = (
+        f"      output (the last {len(shown)} of {len(lines)} lines):"
+        if len(lines) > len(shown)
+        else "      output:"
+    )
+    return [head, *(f"      | {line}" for line in shown)]
+
+
 def _item(row: tuple[object, ...]) -> JournalItem:
-    index, text, seconds, worker, kind, type_name, message, attempts, exitcode, signal = row
+    index, text, seconds, worker, kind, type_name, message, attempts, exitcode, signal, output = row
     return JournalItem(
         index=int(index),  # type: ignore[call-overload]
         input=str(text),
@@ -179,4 +201,5 @@ def _item(row: tuple[object, ...]) -> JournalItem:
         attempts=int(attempts),  # type: ignore[call-overload]
         exitcode=exitcode,  # type: ignore[arg-type]
         signal=signal,  # type: ignore[arg-type]
+        output=str(output or ""),
     )

@@ -26,6 +26,7 @@ class MapKeywords(TypedDict, total=False):
     retries: int | Retry
     memory_floor: int | None
     journal: str | os.PathLike[str] | Journal | None
+    output: str
 
 
 class CallKeywords(MapKeywords, total=False):

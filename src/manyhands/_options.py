@@ -95,6 +95,7 @@ class Keywords:
     retries: int | Retry = 0
     memory_floor: int | None = None
     journal: str | os.PathLike[str] | Journal | None = None
+    output: str = "forward"
 
 
 #: Every map's keyword options and their defaults, in the order declared.
@@ -197,6 +198,7 @@ class RunOptions(NamedTuple):
             retry=check_retries(values["retries"]),
             timeout=limit,
             memory_floor=check_memory_floor(values["memory_floor"]),
+            output=check_output(values["output"]),
         )
         return cls(
             ordered=check_bool("ordered", values["ordered"]),
@@ -222,6 +224,20 @@ def _unexpected(entry: str, name: str, names: frozenset[str]) -> ArgumentTypeErr
         f"{entry} got an unexpected keyword argument {name!r}{hint} (it takes "
         f"{', '.join(sorted(names))})"
     )
+
+
+def check_output(output: object) -> str:
+    """``output=``: what becomes of what the items write (``backends._output``)."""
+    modes = ("forward", "tag", "capture", "inherit")
+    if output not in modes:
+        raise ArgumentValueError(
+            f"output must be one of {', '.join(map(repr, modes))}, got {short_repr(output)}: "
+            "'forward' writes workers' lines to your sys.stdout/sys.stderr, 'tag' the same "
+            "with each line prefixed by its item's index, 'capture' keeps each item's output "
+            "(in the journal, and on its Failure), 'inherit' leaves worker processes writing "
+            "to the descriptors they inherited"
+        )
+    return str(output)
 
 
 def check_journal(journal: object) -> Journal | None:

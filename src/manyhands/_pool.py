@@ -125,6 +125,7 @@ class Pool(Executor):
         retries: int | Retry = 0,
         memory_floor: int | None = None,
         journal: str | os.PathLike[str] | Journal | None = None,
+        output: str = "forward",
     ) -> Iterator[R]:
         """``Executor.map``: an iterator over ``fn(*args)`` for the iterables zipped, in order.
 
@@ -148,6 +149,7 @@ class Pool(Executor):
             "retries": retries,
             "memory_floor": memory_floor,
             "journal": journal,
+            "output": output,
         }
         options = RunOptions.checked(
             {"chunksize": size, **extras}, entry="Pool.map()", backend=self._kind

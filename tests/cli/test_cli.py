@@ -46,6 +46,14 @@ TASKS = textwrap.dedent(
         if x == 2:
             os._exit(3)
         return x
+
+    def chatty(x):
+        import logging
+        print(f"hello from {x}")
+        logging.getLogger("tasks").warning("careful with %s", x)
+        if int(x) == 1:
+            raise ValueError("one")
+        return x
     """
 )
 
@@ -378,3 +386,38 @@ def test_sigterm_writes_the_journal_and_marks_the_run_stopped(folder: Path) -> N
     assert "interrupted" in err
     with sqlite3.connect(folder / "j.db") as conn:
         assert conn.execute("SELECT state FROM runs").fetchall() == [("stopped",)]
+
+
+@pytest.mark.parametrize("backend", ["thread", "process"])
+def test_what_the_function_prints_and_logs_goes_to_stderr_tagged(
+    folder: Path, backend: str
+) -> None:
+    out = manyhands(folder, "run", "tasks:chatty", "--range", "3", "--backend", backend, "--tag")
+    assert out.returncode == 1
+    records = [json.loads(line) for line in out.stdout.splitlines()]  # only JSON on stdout
+    assert [r.get("result") for r in records] == [0, None, 2]
+    assert records[1]["error"]["output"] == "hello from 1\n"
+    err = out.stderr.splitlines()
+    assert sorted(line for line in err if "\thello" in line) == [
+        f"{x}\thello from {x}" for x in range(3)
+    ]
+    assert sorted(line for line in err if "careful" in line) == [
+        f"item {x}: WARNING tasks: careful with {x}" for x in range(3)
+    ]
+
+
+def test_capture_keeps_output_in_the_journal_and_needs_one(folder: Path) -> None:
+    refused = manyhands(folder, "run", "tasks:chatty", "--range", "3", "--capture")
+    assert refused.returncode == 2
+    assert "--capture keeps what each item prints" in refused.stderr
+    out = manyhands(
+        folder, "run", "tasks:chatty", "--range", "3", "--backend", "process", "--capture",
+        "--journal", "run.db",
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "hello from" not in out.stderr
+    with sqlite3.connect(folder / "run.db") as conn:
+        kept = dict(conn.execute("SELECT idx, output FROM items"))
+    assert kept == {x: f"hello from {x}\n" for x in range(3)}
+    status = manyhands(folder, "status", "run.db")
+    assert "| hello from 1" in status.stdout

@@ -102,6 +102,9 @@ class Policy(NamedTuple):
     #: Bytes of available memory below which no new slot starts (0: no guard; None: the
     #: default, 5% of memory at most 1 GiB, worked out when the guard first looks).
     memory_floor: int | None = 0
+    #: What becomes of what the items write: ``"forward"``, ``"tag"``, ``"capture"`` or
+    #: ``"inherit"`` (``backends._output``).
+    output: str = "forward"
 
     @property
     def stop_on_error(self) -> bool:
@@ -136,7 +139,14 @@ Where = Callable[[Job, "int | None"], "Backend | Plan"]
 def job_for(fn: Callable[..., Any], mode: Mode, policy: Policy) -> Job:
     """The job a map of ``fn`` runs under ``policy``: the engine's own record of it."""
     timed = policy.errors == "return" or policy.retry is not None or policy.timeout is not None
-    return Job(fn, mode, stop_on_error=policy.stop_on_error, timed=timed, timeout=policy.timeout)
+    return Job(
+        fn,
+        mode,
+        stop_on_error=policy.stop_on_error,
+        timed=timed,
+        timeout=policy.timeout,
+        output=policy.output,
+    )
 
 
 def execute(
@@ -567,6 +577,7 @@ class Run:
         record = self._store.record
         # Only a one-item chunk can be a retry; a chunk of several is every item's first try.
         attempts = self._attempts.get(chunk.start, 0) + 1 if len(chunk.items) == 1 else 1
+        outputs = outcome.outputs
         if not errors:
             record(
                 chunk.start,
@@ -575,16 +586,19 @@ class Run:
                 worker=outcome.worker,
                 seconds=seconds,
                 attempts=attempts,
+                outputs=outputs,
             )
         else:
             for offset, value in enumerate(outcome.results):
                 if offset not in errors:
+                    text = None if outputs is None else outputs.get(offset)
                     record(
                         chunk.start + offset,
                         [chunk.items[offset]],
                         [value],
                         worker=outcome.worker,
                         seconds=seconds,
+                        outputs=None if text is None else {0: text},
                     )
         self._wrote()
 
@@ -685,7 +699,7 @@ class Run:
             return
         del self._tasks[chunk]
         slot, offset, placement = task
-        placement.backend.stop(chunk)
+        written = placement.backend.stop(chunk) or ""
         self._plan.finished(chunk, placement, None)
         index = slot.start + offset
         error = TaskTimeout(
@@ -693,7 +707,9 @@ class Run:
             "and was stopped; raise timeout= if it needs longer, or set retries= to try again",
             timeout=timeout,
         )
-        failure = ItemError(0, "timeout", error, "TaskTimeout", str(error), duration=now - started)
+        failure = ItemError(
+            0, "timeout", error, "TaskTimeout", str(error), duration=now - started, output=written
+        )
         failed = self._failed_item(slot, offset, failure, "")
         self._advanced(0, failed, now - started, "")
 
@@ -780,6 +796,7 @@ def _failure(error: ItemError, index: int, item: Any, attempts: int) -> Failure:
         signal=getattr(exception, "signal", None) if error.kind == "crash" else None,
         attempts=attempts,
         duration=error.duration,
+        output=error.output,
     )
 
 

@@ -20,6 +20,10 @@ class Failure:
     ``exitcode`` or ``signal`` says how). ``exception`` is the original exception where it
     could travel, else None; ``traceback`` is always its text. ``attempts`` counts every
     try, retries included; ``duration`` is the last try's seconds, where measured.
+    ``output`` is the end of what the item wrote to ``sys.stdout`` and ``sys.stderr`` (and,
+    in a worker process, to its file descriptors 1 and 2) on its last try, up to the last 50
+    lines or 8 KiB (all it wrote with ``output="capture"``, up to 1 MiB); empty when it
+    wrote nothing or ran in the caller's own thread.
     """
 
     index: int
@@ -31,6 +35,7 @@ class Failure:
     signal: int | None = None
     attempts: int = 1
     duration: float | None = None
+    output: str = ""
 
     @property
     def error_type(self) -> str:

@@ -46,8 +46,9 @@ class Backend(Protocol):
         """
         ...
 
-    def stop(self, chunk: Chunk) -> None:
-        """``chunk`` ran past its deadline: free what runs it, at once.
+    def stop(self, chunk: Chunk) -> str | None:
+        """``chunk`` ran past its deadline: free what runs it, at once; return what its item
+        wrote so far, where the backend keeps it (its ``Failure.output``).
 
         A process backend kills the worker (and starts another when work waits), an asyncio
         backend cancels the task, a thread backend abandons the thread (a thread cannot be

@@ -47,8 +47,10 @@ class Store(Protocol):
         worker: str,
         seconds: float,
         attempts: int = 1,
+        outputs: dict[int, str] | None = None,
     ) -> None:
-        """``items`` (indices ``start...``) ran to ``results``, ``seconds`` each on average."""
+        """``items`` (indices ``start...``) ran to ``results``, ``seconds`` each on average;
+        ``outputs``: what items wrote, by offset from ``start``, where kept."""
         ...
 
     def record_failure(self, failure: Failure, *, worker: str) -> None:

@@ -47,7 +47,17 @@ class Job:
     process: unique, or shared by jobs of the same function.
     """
 
-    __slots__ = ("__weakref__", "fn", "key", "mode", "stop_on_error", "timed", "timeout")
+    __slots__ = (
+        "__weakref__",
+        "fn",
+        "key",
+        "levels",
+        "mode",
+        "output",
+        "stop_on_error",
+        "timed",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -58,9 +68,15 @@ class Job:
         timed: bool = False,
         timeout: float | None = None,
         key: int | None = None,
+        output: str = "forward",
     ) -> None:
         self.fn = fn
         self.mode = mode
+        #: What becomes of what the items write (``output=``: ``backends._output``).
+        self.output = output
+        #: The caller's logging levels at the job's start, taken by a backend whose workers
+        #: are elsewhere when it first sees the job (``backends._worker_logs.levels``).
+        self.levels: Any = None
         self.stop_on_error = stop_on_error
         #: Measure each item's duration (for ``Failure.duration``), not only each chunk's.
         self.timed = timed
@@ -88,6 +104,7 @@ class ItemError:
         "kind",
         "message",
         "offset",
+        "output",
         "remote",
         "traceback",
         "type_name",
@@ -103,9 +120,12 @@ class ItemError:
         traceback: str = "",
         remote: bool = False,
         duration: float | None = None,
+        output: str = "",
     ) -> None:
         self.offset = offset
         self.duration = duration
+        #: The last lines the item wrote before it failed (``Failure.output``).
+        self.output = output
         self.kind = kind
         self.exception = exception
         self.type_name = type_name
@@ -124,10 +144,11 @@ class ChunkOutcome:
     None and its ``ItemError`` says so. When the chunk stopped at its first error, ``results``
     is shorter than the chunk. ``busy`` is the wall time spent running the chunk, ``cpu`` the
     CPU time of the thread that ran it, ``nbytes`` the pickled size of its items where a
-    backend pickles them (else 0).
+    backend pickles them (else 0). ``outputs``: what each item wrote, by offset, when the
+    job keeps it (``output="capture"``), else None.
     """
 
-    __slots__ = ("busy", "cpu", "errors", "nbytes", "results", "worker")
+    __slots__ = ("busy", "cpu", "errors", "nbytes", "outputs", "results", "worker")
 
     def __init__(
         self,
@@ -144,6 +165,7 @@ class ChunkOutcome:
         self.cpu = cpu
         self.worker = worker
         self.nbytes = nbytes
+        self.outputs: dict[int, str] | None = None
 
     @property
     def ran(self) -> int:

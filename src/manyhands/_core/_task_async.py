@@ -20,13 +20,15 @@ async def run_chunk_async(
     *,
     stop_on_error: bool,
     worker: str,
+    results: list[Any] | None = None,
 ) -> ChunkOutcome:
     """Await ``fn`` over ``items`` one after another; a plain function's result is used as is.
 
     Cancellation of the task propagates (it is how a chunk is stopped); every other exception,
-    however raised, fails its item alone.
+    however raised, fails its item alone. ``results``: the list to fill (as ``run_chunk``'s).
     """
-    results: list[Any] = []
+    if results is None:
+        results = []
     errors: list[ItemError] = []
     started = time.perf_counter()
     cpu_started = time.thread_time()

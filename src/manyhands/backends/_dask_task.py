@@ -11,11 +11,13 @@ Dask workers import this module by reference: manyhands must be installed where 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
 from typing import Any
 
+from . import _output, _worker_logs
 from ._worker import (
     FUNCTION_CACHE_SIZE,
     dumps,
@@ -24,12 +26,19 @@ from ._worker import (
     unpickle_function,
 )
 
-__all__ = ["executing_keys", "run"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .._core._task import Chunk, ChunkOutcome
+
+__all__ = ["executing_keys", "replay", "run"]
 
 _lock = threading.Lock()
 _functions: OrderedDict[str, Any] = OrderedDict()
 #: token -> None (initializer ran) or the pickled error it raised; kept for the process's life.
 _initialized: dict[str, bytes | None] = {}
+#: The log records made on this thread while it runs a chunk (pickled, in order).
+_records = threading.local()
+_forwarder: _worker_logs.Forwarder | None = None
 
 
 def run(
@@ -40,26 +49,83 @@ def run(
     stop_on_error: bool,
     timed: bool,
     body: bytes,
-) -> tuple[str, bytes, bytes, str]:
-    """Run one chunk; returns ``("done", results, meta, worker)`` or ``("init_failed", ...)``.
+    said_how: tuple[Any, str, int],
+) -> tuple[str, bytes, bytes, str, bytes]:
+    """Run one chunk; returns ``("done", results, meta, worker, said)`` or
+    ``("init_failed", ...)``.
 
     Nothing the user's code raises escapes: a failed item is reported in ``meta``, an
-    initializer that raised in ``("init_failed", b"", wire error, worker)``.
+    initializer that raised in ``("init_failed", b"", wire error, worker, said)``.
+    ``said_how``: the caller's logging levels, the job's ``output=`` and the chunk's first
+    index; ``said``: the chunk's log records and lines, pickled, for ``replay`` in the caller.
     """
+    levels, output, first = said_how
     worker = _worker_name()
-    if init is not None:
-        failure = _initialize(*init)
-        if failure is not None:
-            return ("init_failed", b"", failure, worker)
-    results, meta = run_encoded(
-        lambda: _function(token, fn_payload),
-        mode,
-        body,
-        stop_on_error=stop_on_error,
-        timed=timed,
-        worker=worker,
-    )
-    return ("done", results, meta, worker)
+    records: list[bytes] = []
+    _records.current = records
+    _logs(worker).apply(levels)
+    made: list[Any] = []
+    _worker_logs.running((first, made, worker))
+    lines = _output.ItemLines("record") if output != "inherit" else None
+    if lines is not None:
+        _output.enter((lines, first, made))
+    try:
+        if init is not None:
+            failure = _initialize(*init)
+            if failure is not None:
+                return ("init_failed", b"", failure, worker, _said(records, lines))
+        results, meta = run_encoded(
+            lambda: _function(token, fn_payload),
+            mode,
+            body,
+            stop_on_error=stop_on_error,
+            timed=timed,
+            worker=worker,
+            results=made,
+        )
+    finally:
+        if lines is not None:
+            _output.leave()
+        _worker_logs.running(None)
+        _records.current = None
+    return ("done", results, meta, worker, _said(records, lines))
+
+
+def _logs(worker: str) -> _worker_logs.Forwarder:
+    global _forwarder
+    with _lock:
+        if _forwarder is None:
+            _forwarder = _worker_logs.Forwarder(_keep_record, worker, shared=True)
+        return _forwarder
+
+
+def _keep_record(payload: bytes) -> None:
+    records = getattr(_records, "current", None)
+    if records is not None:
+        records.append(payload)
+
+
+def _said(records: list[bytes], lines: _output.ItemLines | None) -> bytes:
+    said = [] if lines is None else lines.recorded
+    if lines is not None:
+        lines.flush()
+    return dumps((records, said))
+
+
+def replay(said: bytes, chunk: Chunk, outcome: ChunkOutcome) -> None:
+    """In the caller: a chunk's records to the caller's loggers, its lines where the job's
+    ``output=`` sends them, its failures' last lines on their errors."""
+    import pickle
+
+    records, recorded = pickle.loads(said)
+    for payload in records:
+        # A filter or handler of the caller's that raises: the next record still goes.
+        with contextlib.suppress(Exception):
+            _worker_logs.replay(pickle.loads(payload)[1])
+    lines = _output.ItemLines(chunk.job.output)
+    for stream, text, item in recorded:
+        lines.lines(stream, text, item)
+    lines.finish(outcome, chunk.start, len(chunk.items))
 
 
 def _function(token: str, payload: bytes) -> Any:

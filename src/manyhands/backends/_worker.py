@@ -15,7 +15,9 @@ Two threads:
 Wire format: every message is a pickle; a ``run`` message is followed by a second message, the
 pickled items, and a ``done`` message by the pickled results, so that a failure to unpickle one
 can be blamed precisely. ``init`` and ``run`` carry the caller's logging levels, ``run`` the
-chunk's first index; a ``log`` message carries one record (``_worker_logs``). Errors travel as
+chunk's first index and the job's ``output=``; a ``log`` message carries one record
+(``_worker_logs``), an ``out`` message whole lines written to ``sys.stdout`` or ``sys.stderr``
+and the item that wrote them (``_output``). Errors travel as
 ``WireError`` tuples with the exception pickled on its own (it may not unpickle on the other
 side; its type name, message and traceback text always arrive).
 """
@@ -33,8 +35,9 @@ import threading
 
 from .._core._task import ChunkOutcome, ItemError, run_chunk
 from .._errors import SerializationError
+from ._output import LineWriter
 from ._wire import receive, send
-from ._worker_logs import Forwarder, LineWriter, running
+from ._worker_logs import Forwarder, running
 
 # typing, collections and traceback stay out of the start-up path of every worker.
 TYPE_CHECKING = False
@@ -213,8 +216,16 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
             send(sock, data)
 
     logs = Forwarder(send_one, name)
-    streams = [LineWriter(which, getattr(sys, which), send_one) for which in ("stdout", "stderr")]
-    sys.stdout, sys.stderr = streams
+    now: list[Any] = [None]  # (first index, results so far) of the chunk running
+
+    def current() -> int | None:
+        chunk = now[0]
+        return None if chunk is None else chunk[0] + len(chunk[1])
+
+    originals = (sys.stdout, sys.stderr)
+    writers = [LineWriter(which, getattr(sys, which), send_one, current)
+               for which in ("stdout", "stderr")]  # fmt: skip
+    sys.stdout, sys.stderr = writers
     _, init_payload, caller_levels = inbox.get()
     logs.apply(caller_levels)  # before the initializer: its records reach the caller too
     if init_payload is not None:
@@ -228,10 +239,16 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
         message = inbox.get()
         if message[0] == "stop":
             return
-        _, ticket, fn_key, fn_payload, mode, stop_on_error, timed, first, levels, body = message
+        (_, ticket, fn_key, fn_payload, mode, stop_on_error, timed, first, levels, output,
+         body) = message  # fmt: skip
         if levels is not None:  # a new job's: the caller's levels at its start
             logs.apply(levels)
+        if output is not None:  # a new job's ``output=``: "inherit" writes to the descriptors
+            for which, stream in zip(("stdout", "stderr"), writers if output != "inherit"
+                                     else originals, strict=True):  # fmt: skip
+                setattr(sys, which, stream)
         made: list[Any] = []
+        now[0] = (first, made)
         running((first, made, name))
         results, meta = run_encoded(
             lambda: _function(functions, fn_key, fn_payload),  # noqa: B023  (called at once)
@@ -243,9 +260,13 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
             results=made,
         )
         running(None)
+        for writer in writers:  # a partial last line, before the chunk's outcome
+            writer.drain()
+        for original in originals:  # and what the descriptors' own buffers hold
+            with contextlib.suppress(Exception):
+                original.flush()
+        now[0] = None
         del made
-        for stream in streams:  # a partial last line, before the chunk's outcome
-            stream.drain()
         with lock:
             send(sock, dumps(("done", ticket)))
             send(sock, meta)

@@ -15,6 +15,7 @@ live here, as the format of a record on the wire does.
 
 from __future__ import annotations
 
+import contextvars
 import sys
 import threading
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["Forwarder", "LineWriter", "levels", "replay", "running", "write_output"]
+__all__ = ["Forwarder", "levels", "replay", "running"]
 
 #: (root level, ``logging.disable`` level, {logger name: its own level}).
 Levels = tuple[int, int, dict[str, int]]
@@ -57,32 +58,60 @@ def replay(fields: dict[str, Any]) -> None:
         logger.handle(record)
 
 
+#: Loggers a Dask worker process keeps at its own levels (``Forwarder(shared=True)``).
+_HOST_LOGGERS = ("distributed", "dask", "tornado", "bokeh", "asyncio")
+
+
 class Forwarder:
     """The worker's end: ``apply`` the caller's levels; records then go to ``send``, each
-    with the item it came from (``running``, as in a thread worker of the caller's)."""
+    with the item it came from (``running``, as in a thread worker of the caller's).
 
-    def __init__(self, send: Callable[[bytes], None], worker: str) -> None:
+    ``shared``: the process is not ours alone (a Dask worker): the handler is added beside
+    its own, forwards only records made while a chunk runs on their thread, and the levels
+    of the host's loggers (``distributed``...) and ``logging.disable`` are left as they are.
+    """
+
+    def __init__(self, send: Callable[[bytes], None], worker: str, *, shared: bool = False) -> None:
         self._send = send
         self._worker = worker
+        self._shared = shared
         self._own: dict[str, int] = {}
+        self._applied: Levels | None = None
         self._installed = False
 
     def apply(self, caller: Levels) -> None:
+        if caller == self._applied:
+            return
         import logging
 
         root_level, disabled, own = caller
         if not self._installed:
             handler = _Handler(self)
-            logging.root.handlers[:] = [handler]  # nothing printed here: the caller's handlers
+            if self._shared:
+                logging.root.addHandler(handler)
+            else:  # nothing printed here: the caller's handlers print
+                logging.root.handlers[:] = [handler]
             _install_factory()
             self._installed = True
         logging.root.setLevel(root_level)
-        logging.disable(disabled)
+        if self._shared:
+            own = {
+                name: level
+                for name, level in own.items()
+                if name.partition(".")[0] not in _HOST_LOGGERS
+            }
+        else:
+            logging.disable(disabled)
         for name in self._own.keys() - own.keys():  # set by the job before, not by this one
             logging.getLogger(name).setLevel(logging.NOTSET)
         for name, level in own.items():
             logging.getLogger(name).setLevel(level)
         self._own = dict(own)
+        self._applied = caller
+
+    @property
+    def shared(self) -> bool:
+        return self._shared
 
     def forward(self, record: Any, text: Callable[[Any], str | None]) -> None:
         import pickle  # here: the thread backend imports this module, and not pickle (or re)
@@ -126,6 +155,8 @@ def _handler_class() -> type:
         def emit(self, record: logging.LogRecord) -> None:
             if getattr(self._local, "busy", False):
                 return  # a record made while sending one (by pickle's own logging, say)
+            if self._forwarder.shared and getattr(record, "manyhands_worker", None) is None:
+                return  # the host's own, or another thread's: not a chunk's
             self._local.busy = True
             try:
                 self._forwarder.forward(record, self._exception_text)
@@ -148,8 +179,11 @@ def _Handler(forwarder: Forwarder) -> Any:
     return _handler_class()(forwarder)
 
 
-#: What this thread runs now, read by the record factory below.
-_running = threading.local()
+#: What this thread (or asyncio task: each has its own context) runs now, read by the record
+#: factory below.
+_running: contextvars.ContextVar[tuple[int, list[Any], str] | None] = contextvars.ContextVar(
+    "manyhands_running", default=None
+)
 _factory_installed = False
 _factory_lock = threading.Lock()
 
@@ -161,7 +195,7 @@ def running(chunk: tuple[int, list[Any], str] | None) -> None:
     ``manyhands_item`` and ``manyhands_worker``, in a thread worker and in a worker process
     alike. The record factory is installed once, and only where ``logging`` is imported
     already (importing it costs a first call 10 ms; a process without it has no handler)."""
-    _running.chunk = chunk
+    _running.set(chunk)
     if not _factory_installed and "logging" in sys.modules:
         _install_factory()
 
@@ -177,7 +211,7 @@ def _install_factory() -> None:
 
         def factory(*args: Any, **kwargs: Any) -> Any:
             record = made(*args, **kwargs)
-            chunk = getattr(_running, "chunk", None)
+            chunk = _running.get()
             if chunk is not None:
                 first, results, worker = chunk
                 record.manyhands_item = first + len(results)
@@ -186,92 +220,3 @@ def _install_factory() -> None:
 
         logging.setLogRecordFactory(factory)
         _factory_installed = True
-
-
-class LineWriter:
-    """A worker's ``sys.stdout`` or ``sys.stderr``: text goes to the caller whole lines at a
-    time, where the caller's current stream of that name writes it (so a notebook cell,
-    ``contextlib.redirect_stdout`` and pytest's ``capsys`` get it).
-
-    Lines from two workers, or two threads of one, never split each other: each message is
-    whole lines, and a partial line waits for its end (or for the chunk's end, ``drain``).
-    Bytes written to ``.buffer`` or to the file descriptor (C code) still go straight to the
-    inherited descriptor.
-    """
-
-    def __init__(self, name: str, original: Any, send: Callable[[bytes], None]) -> None:
-        self.name = name
-        self._original = original
-        self._send = send
-        self._pending = ""
-        self._lock = threading.Lock()
-        self.encoding = getattr(original, "encoding", "utf-8")
-        self.errors = getattr(original, "errors", "strict")
-
-    def write(self, text: str) -> int:
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        with self._lock:
-            pending = self._pending + text
-            cut = pending.rfind("\n") + 1
-            self._pending = pending[cut:]
-            whole = pending[:cut]
-        if whole:
-            self._ship(whole)
-        return len(text)
-
-    def drain(self) -> None:
-        """Send a partial last line too (the chunk ended, or the worker is exiting)."""
-        with self._lock:
-            rest, self._pending = self._pending, ""
-        if rest:
-            self._ship(rest)
-
-    def _ship(self, text: str) -> None:
-        import contextlib
-        import pickle
-
-        message = pickle.dumps(("out", self.name, text), protocol=pickle.HIGHEST_PROTOCOL)
-        with contextlib.suppress(OSError):  # the caller is gone
-            self._send(message)
-
-    def flush(self) -> None:
-        """Nothing to do: whole lines are sent as they are written."""
-
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
-    def isatty(self) -> bool:
-        return False
-
-    def writable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return False
-
-    def seekable(self) -> bool:
-        return False
-
-    def fileno(self) -> int:
-        return int(self._original.fileno())
-
-    @property
-    def buffer(self) -> Any:
-        return self._original.buffer
-
-    def __getattr__(self, name: str) -> Any:
-        # Whatever else code asks of a text stream (closed, name, line_buffering...): the
-        # inherited stream's.
-        return getattr(self._original, name)
-
-
-def write_output(name: str, text: str) -> None:
-    """The caller's end: a worker's whole lines, to the caller's current ``sys.stdout`` or
-    ``sys.stderr`` (looked up now: a redirection made after the job began applies)."""
-    stream = getattr(sys, name, None)
-    if stream is None:  # pythonw on Windows: no console streams
-        return
-    stream.write(text)
-    stream.flush()

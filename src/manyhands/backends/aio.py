@@ -19,6 +19,8 @@ from .._core._protocol import Capabilities
 from .._core._task import Chunk, failed_outcome
 from .._core._task_async import run_chunk_async
 from .._errors import PoolClosedError, add_note, broken_pool
+from . import _output
+from ._worker_logs import running
 
 __all__ = ["AsyncioBackend"]
 
@@ -104,9 +106,28 @@ class AsyncioBackend:
             if self._init_error is not None:
                 outcome = failed_outcome(self._init_error, worker="asyncio")
             else:
-                outcome = await run_chunk_async(
-                    job.fn, job.mode, chunk.items, stop_on_error=job.stop_on_error, worker="asyncio"
-                )
+                # Each chunk is a task of its own, with its own context: the records and lines
+                # its items make are its own.
+                lines = _output.ItemLines(job.output) if job.output != "inherit" else None
+                results: list[Any] = []
+                running((chunk.start, results, "asyncio"))
+                if lines is not None:
+                    _output.enter((lines, chunk.start, results))
+                try:
+                    outcome = await run_chunk_async(
+                        job.fn,
+                        job.mode,
+                        chunk.items,
+                        stop_on_error=job.stop_on_error,
+                        worker="asyncio",
+                        results=results,
+                    )
+                finally:
+                    if lines is not None:
+                        _output.leave()
+                    running(None)
+                if lines is not None:
+                    lines.finish(outcome, chunk.start, len(chunk.items))
         chunk.complete(outcome)
 
     async def _initialize(self) -> None:

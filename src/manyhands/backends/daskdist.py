@@ -64,7 +64,7 @@ from .._errors import (
     short_repr,
 )
 from .._system import available_cpus
-from . import _dask_task, _worker, shutdown_elsewhere
+from . import _dask_task, _worker, _worker_logs, shutdown_elsewhere
 from ._pickling import decode_outcome, pickle_function, pickle_items
 
 __all__ = ["INSTALL_COMMAND", "DaskBackend", "import_distributed"]
@@ -288,6 +288,7 @@ class DaskBackend:
                     job.stop_on_error,
                     job.timed,
                     task.body,
+                    _said_how(job, chunk.start),
                     key=f"{_task_prefix(job.fn)}-{uuid.uuid4().hex}",
                     **self._placement_locked(),
                 )
@@ -353,12 +354,14 @@ class DaskBackend:
             # "lost": the worker holding the result died before it was fetched; Dask
             # computes it again for the Future we hold, and result() waits for that.
             try:
-                kind, body, meta, worker = future.result()
+                kind, body, meta, worker, said = future.result()
             except Exception as exc:  # the result was lost on its way here
                 return self._failure(chunk, exc)
             if kind == "init_failed":
                 return self._initializer_failed(meta, worker)
-            return decode_outcome(chunk, body, meta, worker, len(task.body))
+            outcome = decode_outcome(chunk, body, meta, worker, len(task.body))
+            _dask_task.replay(said, chunk, outcome)
+            return outcome
         if status == "error":
             return self._failure(chunk, future.exception())
         crashed = WorkerCrashed(
@@ -575,6 +578,14 @@ def _start_thread(target: Callable[..., None], *args: Any, name: str) -> threadi
     thread = threading.Thread(target=target, args=args, name=name, daemon=True)
     thread.start()
     return thread
+
+
+def _said_how(job: Job, first: int) -> tuple[Any, str, int]:
+    """What a task needs to bring back what its items say: the caller's logging levels at
+    the job's start, the job's ``output=``, and the chunk's first index."""
+    if job.levels is None:
+        job.levels = _worker_logs.levels()
+    return (job.levels, job.output, first)
 
 
 def _task_prefix(fn: Callable[..., Any]) -> str:

@@ -35,6 +35,7 @@ into a queue at once.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import itertools
 import os
@@ -46,7 +47,6 @@ import subprocess
 import sys
 import threading
 import time
-import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
@@ -58,7 +58,7 @@ from .._errors import (
     PoolClosedError,
     WorkerCrashed,
 )
-from . import _worker, _worker_logs, shutdown_elsewhere
+from . import _output, _worker, _worker_logs, shutdown_elsewhere
 from ._pickling import decode_outcome, pickle_function, pickle_items
 from ._wire import receive, send
 
@@ -72,7 +72,19 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspat
 
 
 class _Worker:
-    __slots__ = ("functions", "levels", "name", "outstanding", "proc", "sock", "spawned", "tasks")
+    __slots__ = (
+        "functions",
+        "levels",
+        "lines",
+        "name",
+        "output",
+        "outstanding",
+        "pipes",
+        "proc",
+        "sock",
+        "spawned",
+        "tasks",
+    )
 
     def __init__(
         self, proc: subprocess.Popen[bytes], sock: socket.socket, name: str, spawned: float
@@ -91,6 +103,11 @@ class _Worker:
         self.tasks = 0
         #: The caller's logging levels it was last sent (``_worker_logs``).
         self.levels: _worker_logs.Levels | None = None
+        #: The ``output=`` it was last sent, and what its running chunk's items wrote.
+        self.output = "forward"
+        self.lines = _output.ItemLines("forward")
+        #: Its file descriptors 1 and 2, pipes this process reads: fd -> (stream, decoder).
+        self.pipes: dict[int, tuple[str, Any]] = {}
 
 
 class ProcessBackend:
@@ -124,9 +141,6 @@ class ProcessBackend:
         self._spawned = itertools.count(1)
         self._tickets = itertools.count()
         self._payloads: OrderedDict[int, bytes] = OrderedDict()
-        self._levels: weakref.WeakKeyDictionary[Job, _worker_logs.Levels] = (
-            weakref.WeakKeyDictionary()
-        )
         self._broken: ItemError | None = None
         self._closing = False
         self._killing = False
@@ -150,8 +164,8 @@ class ProcessBackend:
 
     def submit(self, chunk: Chunk) -> None:
         job = chunk.job
-        if job not in self._levels:  # the caller's logging levels at the start of the job
-            self._levels[job] = _worker_logs.levels()
+        if job.levels is None:  # the caller's logging levels at the start of the job
+            job.levels = _worker_logs.levels()
         fn_payload = self._function_payload(job)
         body = pickle_items(chunk)
         with self._lock:
@@ -225,9 +239,11 @@ class ProcessBackend:
         worker.outstanding[ticket] = (chunk, fn_payload, len(body))
         worker.tasks += 1
         job = chunk.job
-        levels = self._levels.get(job)
+        levels = job.levels
         send_levels = None if levels == worker.levels else levels
         worker.levels = levels
+        send_output = None if job.output == worker.output else job.output
+        worker.output = job.output
         header = (
             "run",
             ticket,
@@ -238,6 +254,7 @@ class ProcessBackend:
             job.timed,
             chunk.start,
             send_levels,
+            send_output,
         )
         # A failed send means the worker died; the reader sees its EOF and reports the crash.
         with contextlib.suppress(OSError):
@@ -261,9 +278,13 @@ class ProcessBackend:
         else:
             # A session of its own: a Ctrl-C typed in the terminal reaches only the caller,
             # which then stops the workers itself (promptly, and in a known order).
+            # Its descriptors 1 and 2 are pipes read here: what C code writes there reaches
+            # the caller's streams too, and stays readable after a crash.
             proc = subprocess.Popen(
                 command,
                 stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 pass_fds=(theirs.fileno(),),
                 start_new_session=True,
             )
@@ -280,6 +301,13 @@ class ProcessBackend:
             send(ours, pickle.dumps(("init", self._init_payload, worker.levels)))
         self._workers[ours] = worker
         self._selector.register(ours, selectors.EVENT_READ)
+        for stream, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            if pipe is None:
+                continue
+            fd = pipe.fileno()
+            os.set_blocking(fd, False)
+            worker.pipes[fd] = (stream, codecs.getincrementaldecoder("utf-8")("replace"))
+            self._selector.register(fd, selectors.EVENT_READ, worker)
         self._wake()  # a select()-based selector sees new sockets only on its next call
         return worker
 
@@ -297,6 +325,9 @@ class ProcessBackend:
             for key, _ in self._selector.select():
                 if key.fileobj is self._wake_recv:
                     self._wake_recv.recv(4096)
+                elif key.data is not None:  # a worker's descriptor 1 or 2
+                    assert isinstance(key.fileobj, int)
+                    self._read_pipe(key.data, key.fileobj, self._running(key.data))
                 else:
                     assert isinstance(key.fileobj, socket.socket)
                     self._receive(key.fileobj)
@@ -314,9 +345,9 @@ class ProcessBackend:
             if message[0] == "ready":
                 machine().observe_process_start(time.perf_counter() - worker.spawned)
                 return
-            if message[0] == "out":  # whole lines a worker printed
-                with contextlib.suppress(Exception):  # a closed or broken stream of the caller's
-                    _worker_logs.write_output(message[1], message[2])
+            if message[0] == "out":  # whole lines a worker printed, and the item that did
+                _, stream, text, item = message
+                self._lines(worker, self._running(worker), stream, text, item, whole=True)
                 return
             if message[0] == "log":  # before its chunk's outcome: the same socket, in order
                 # A filter or handler of the caller's that raises must not stop this reader.
@@ -329,6 +360,8 @@ class ProcessBackend:
         except (EOFError, OSError):
             self._worker_gone(worker)
             return
+        # What the chunk wrote to its descriptors, up to now.
+        self._drain_pipes(worker, self._running(worker))
         with self._lock:
             chunk, _, nbytes = worker.outstanding.pop(ticket)
             limit = self._max_tasks
@@ -340,7 +373,78 @@ class ProcessBackend:
             self._dispatch_locked()
             if not self._pending:
                 self._idle.notify_all()
-        chunk.complete(decode_outcome(chunk, body, meta, worker.name, nbytes))
+        outcome = decode_outcome(chunk, body, meta, worker.name, nbytes)
+        worker.lines.finish(outcome, chunk.start, len(chunk.items))
+        chunk.complete(outcome)
+
+    def _running(self, worker: _Worker) -> Chunk | None:
+        with self._lock:
+            held = next(iter(worker.outstanding.values()), None)
+        return None if held is None else held[0]
+
+    def _lines(
+        self,
+        worker: _Worker,
+        chunk: Chunk | None,
+        stream: str,
+        text: str,
+        item: int | None,
+        *,
+        whole: bool,
+    ) -> None:
+        """What a worker wrote: to its running ``chunk``'s lines, or (between chunks: an
+        initializer's, the interpreter's own) straight to the caller's stream."""
+        if chunk is None:
+            with contextlib.suppress(Exception):  # a closed stream of the caller's
+                _output.write_output(stream, text)
+            return
+        lines = worker.lines
+        lines.mode = chunk.job.output
+        if item is None:  # from a descriptor: the item that wrote last, or the chunk's first
+            item = lines.last_item if lines.last_item is not None else chunk.start
+        if whole:
+            lines.lines(stream, text, item)
+        else:
+            lines.write(stream, text, item)
+
+    def _read_pipe(self, worker: _Worker, fd: int, chunk: Chunk | None) -> bool:
+        """Read what is there; False once nothing more is (for now, or for good)."""
+        entry = worker.pipes.get(fd)
+        if entry is None:  # closed already, earlier in the same batch of events
+            return False
+        stream, decoder = entry
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        if not data:  # its end: the worker and everything it started are gone
+            self._close_pipe(worker, fd, chunk)
+            return False
+        if (chunk.job.output if chunk is not None else worker.output) == "inherit":
+            _write_raw(stream, data)  # to this process's own descriptor, as if inherited
+        else:
+            self._lines(worker, chunk, stream, decoder.decode(data), None, whole=False)
+        return True
+
+    def _drain_pipes(self, worker: _Worker, chunk: Chunk | None) -> None:
+        for fd in list(worker.pipes):
+            for _ in range(64):  # at most 4 MiB: a grandchild may keep writing
+                if not self._read_pipe(worker, fd, chunk):
+                    break
+
+    def _close_pipe(self, worker: _Worker, fd: int, chunk: Chunk | None) -> None:
+        stream, decoder = worker.pipes.pop(fd)
+        rest = decoder.decode(b"", final=True)
+        if rest:
+            self._lines(worker, chunk, stream, rest, None, whole=False)
+        worker.lines.flush(stream)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(fd)
+        for pipe in (worker.proc.stdout, worker.proc.stderr):
+            if pipe is not None and not pipe.closed and pipe.fileno() == fd:
+                pipe.close()
 
     def _initializer_failed(self, worker: _Worker, wire: _worker.WireError) -> None:
         error = _worker.broken_by_initializer(wire, "process", worker.name)
@@ -368,31 +472,41 @@ class ProcessBackend:
         self._selector.unregister(worker.sock)
         worker.sock.close()
         returncode = _reap(worker.proc, grace=_EXIT_GRACE)
+        crashed = held[0][1][0] if held and not killed else None
+        # What it wrote before it died is in the pipes, for its item; then they are closed
+        # (a grandchild may hold them open: not waited for).
+        self._drain_pipes(worker, crashed)
+        for fd in list(worker.pipes):
+            self._close_pipe(worker, fd, crashed)
         if killed:
             for _, (chunk, _, _) in held:
                 chunk.cancel()
-        elif held:
-            running = held[0][1][0]
-            running.complete(_crash_outcome(worker, returncode, running))
+        elif crashed is not None:
+            outcome = _crash_outcome(worker, returncode, crashed)
+            worker.lines.finish(outcome, crashed.start, len(crashed.items))
+            crashed.complete(outcome)
         with self._lock:
             if not self._closing and self._broken is None:
                 self._dispatch_locked()
             self._idle.notify_all()
 
-    def stop(self, chunk: Chunk) -> None:
-        """Kill the worker running ``chunk``; a replacement starts if work is waiting."""
+    def stop(self, chunk: Chunk) -> str | None:
+        """Kill the worker running ``chunk``; a replacement starts if work is waiting.
+        Returns what the chunk's running item wrote so far (its last lines)."""
         with self._lock:
             for index, entry in enumerate(self._pending):
                 if entry[1] is chunk:
                     del self._pending[index]
-                    return
+                    return None
             for worker in self._workers.values():
                 if worker.outstanding and next(iter(worker.outstanding.values()))[0] is chunk:
                     break
             else:
-                return  # finished meanwhile
+                return None  # finished meanwhile
         with contextlib.suppress(OSError):
             worker.proc.kill()
+        lines = worker.lines
+        return lines.output_of(lines.last_item)
         # The reader sees the socket close and reaps it; the chunk's crash report that
         # follows is ignored by the engine, which has recorded the timeout.
 
@@ -432,6 +546,15 @@ class ProcessBackend:
         self._selector.close()
         self._wake_recv.close()
         self._wake_send.close()
+
+
+def _write_raw(stream: str, data: bytes) -> None:
+    """``output="inherit"``: bytes to this process's own descriptor, as if inherited."""
+    original = getattr(sys, f"__{stream}__", None)
+    with contextlib.suppress(Exception):
+        fd = original.fileno() if original is not None else (1 if stream == "stdout" else 2)
+        while data:
+            data = data[os.write(fd, data) :]
 
 
 def _reap(proc: subprocess.Popen[bytes], *, grace: float | None) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from .._core._protocol import Capabilities
 from .._core._task import Chunk, run_chunk
 from .._errors import add_note
+from . import _output
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,8 +48,24 @@ class SerialBackend:
         if not chunk.claim():
             return
         job = chunk.job
-        chunk.complete(
-            run_chunk(
+        if job.output not in _output.KEPT:  # the caller's own output: as a loop's
+            chunk.complete(
+                run_chunk(
+                    job.fn,
+                    job.mode,
+                    chunk.items,
+                    stop_on_error=job.stop_on_error,
+                    catch=Exception,
+                    worker="serial",
+                    timed=job.timed,
+                )
+            )
+            return
+        lines = _output.ItemLines(job.output)
+        results: list[Any] = []
+        _output.enter((lines, chunk.start, results))
+        try:
+            outcome = run_chunk(
                 job.fn,
                 job.mode,
                 chunk.items,
@@ -56,8 +73,12 @@ class SerialBackend:
                 catch=Exception,
                 worker="serial",
                 timed=job.timed,
+                results=results,
             )
-        )
+        finally:  # Ctrl-C and sys.exit propagate, as from a loop
+            _output.leave()
+        lines.finish(outcome, chunk.start, len(chunk.items))
+        chunk.complete(outcome)
 
     def stop(self, chunk: Chunk) -> None:
         """Nothing to stop: a serial chunk has finished by the time ``submit`` returns."""

@@ -17,6 +17,7 @@ from .._core import _log
 from .._core._protocol import Capabilities
 from .._core._task import Chunk, failed_outcome, run_chunk
 from .._errors import PoolClosedError, add_note, broken_pool
+from . import _output
 from ._worker_logs import running
 
 TYPE_CHECKING = False
@@ -69,7 +70,7 @@ class ThreadBackend:
         self._spawned = threading.Condition(self._lock)
         # A thread cannot be killed: one running a chunk past its deadline is abandoned (its
         # result will be ignored; it exits when the call returns) and replaced.
-        self._running: dict[Chunk, threading.Thread] = {}
+        self._running: dict[Chunk, tuple[threading.Thread, _output.ItemLines | None]] = {}
         self._abandoned: set[threading.Thread] = set()
         self._warned_at = 0
         if eager:
@@ -173,9 +174,11 @@ class ThreadBackend:
             if not chunk.claim():
                 continue
             me = threading.current_thread()
-            with self._lock:
-                self._running[chunk] = me
             job = chunk.job
+            # What its items write, whole lines at a time (None: ``output="inherit"``).
+            lines = _output.ItemLines(job.output) if job.output != "inherit" else None
+            with self._lock:
+                self._running[chunk] = (me, lines)
             if init_error is not None:
                 # Every chunk this thread takes fails, as BrokenThreadPool with the
                 # initializer's error as its cause: the caller sees it at once instead of
@@ -184,6 +187,8 @@ class ThreadBackend:
             else:
                 results: list[Any] = []
                 running((chunk.start, results, name))
+                if lines is not None:
+                    _output.enter((lines, chunk.start, results))
                 outcome = run_chunk(
                     job.fn,
                     job.mode,
@@ -195,7 +200,11 @@ class ThreadBackend:
                     results=results,
                 )
                 running(None)
+                if lines is not None:
+                    _output.leave()
+                    lines.finish(outcome, chunk.start, len(chunk.items))
                 del results
+            del lines
             with self._lock:
                 self._running.pop(chunk, None)
                 abandoned = me in self._abandoned
@@ -209,12 +218,14 @@ class ThreadBackend:
             # would keep its function, arguments and result alive (one per thread).
             del chunk, job, outcome
 
-    def stop(self, chunk: Chunk) -> None:
-        """Abandon the thread running ``chunk`` and start another in its place."""
+    def stop(self, chunk: Chunk) -> str | None:
+        """Abandon the thread running ``chunk`` and start another in its place; return what
+        its item wrote so far."""
         with self._lock:
-            thread = self._running.pop(chunk, None)
-            if thread is None or self._closed:
-                return
+            held = self._running.pop(chunk, None)
+            if held is None or self._closed:
+                return None
+            thread, lines = held
             self._abandoned.add(thread)
             self._start_thread()
             stuck = len(self._abandoned)
@@ -226,6 +237,7 @@ class ThreadBackend:
                     "calls that hang, use backend='process', whose workers can be killed",
                     stuck,
                 )
+        return None if lines is None else lines.output_of(lines.last_item)
 
     def shutdown(self, *, cancel: bool) -> None:
         with self._lock:
