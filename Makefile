@@ -33,6 +33,7 @@ bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/planner.py
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/faults.py
+	$(PY) benchmarks/output_cost.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

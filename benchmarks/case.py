@@ -25,7 +25,7 @@ from typing import Any
 
 import manyhands as mh
 
-from workloads import async_sleep_50ms, crc, sleep_50ms, sleep_200ms, spin, square
+from workloads import async_sleep_50ms, crc, sleep_50ms, sleep_200ms, spin, spin_logging, square
 
 CPUS = mh.available_cpus()
 #: The address of a Dask cluster started before the clock, for the tools that need one.
@@ -39,6 +39,8 @@ def run_list(tool: str, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]
         return mh.map(fn, items)
     if tool == "manyhands process":
         return mh.map(fn, items, backend="process")
+    if tool == "manyhands process, output=inherit":  # nothing forwarded: the cost's baseline
+        return mh.map(fn, items, backend="process", output="inherit")
     if tool == "manyhands process, journal":
         # A fresh journal: every item is run and recorded (resume is measured separately).
         return mh.map(fn, items, backend="process", journal=fresh_journal())
@@ -164,6 +166,11 @@ def main() -> None:
             fn, items = spin, [iterations] * 8
         elif workload == "20,000 x 100 us CPU":
             fn, items = spin, [iterations] * 20_000
+        elif workload == "20,000 x 100 us CPU, logs INFO at WARNING":
+            import logging
+
+            logging.basicConfig(level=logging.WARNING)
+            fn, items = spin_logging, [iterations] * 20_000
         elif workload in ("200,000 x x*x", "200,000 x x*x, threads"):
             fn, items = square, list(range(200_000))
         elif workload == "200 x 1 MiB crc32":

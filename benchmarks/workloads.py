@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from planner_workloads import crc, sleep_50ms, spin, square
@@ -14,6 +15,7 @@ __all__ = [
     "sleep_50ms",
     "sleep_200ms",
     "spin",
+    "spin_logging",
     "square",
 ]
 
@@ -39,3 +41,9 @@ def calibrate(seconds: float) -> int:
         samples.append(time.perf_counter() - started)
     per_iteration = sorted(samples)[2] / probe
     return max(1, round(seconds / per_iteration))
+
+
+def spin_logging(n: int) -> int:
+    """``spin``, after a log line at INFO (the caller's logging is at WARNING: never made)."""
+    logging.getLogger("bench").info("spinning %d", n)
+    return spin(n)
