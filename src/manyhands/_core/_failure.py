@@ -23,7 +23,7 @@ class Failure:
     ``output`` is the end of what the item wrote to ``sys.stdout`` and ``sys.stderr`` (and,
     in a worker process, to its file descriptors 1 and 2) on its last try, up to the last 50
     lines or 8 KiB (all it wrote with ``output="capture"``, up to 1 MiB); empty when it
-    wrote nothing or ran in the caller's own thread.
+    wrote nothing, or ran in the caller's own thread with ``output="forward"`` (serial).
     """
 
     index: int
