@@ -48,22 +48,11 @@ class SerialBackend:
         if not chunk.claim():
             return
         job = chunk.job
-        if job.output not in _output.KEPT:  # the caller's own output: as a loop's
-            chunk.complete(
-                run_chunk(
-                    job.fn,
-                    job.mode,
-                    chunk.items,
-                    stop_on_error=job.stop_on_error,
-                    catch=Exception,
-                    worker="serial",
-                    timed=job.timed,
-                )
-            )
-            return
-        lines = _output.ItemLines(job.output)
+        # The caller's own output is left as a loop's, unless tag or capture was asked for.
+        lines = _output.ItemLines(job.output) if job.output in _output.KEPT else None
         results: list[Any] = []
-        _output.enter((lines, chunk.start, results))
+        if lines is not None:
+            _output.enter((lines, chunk.start, results))
         try:
             outcome = run_chunk(
                 job.fn,
@@ -76,8 +65,10 @@ class SerialBackend:
                 results=results,
             )
         finally:  # Ctrl-C and sys.exit propagate, as from a loop
-            _output.leave()
-        lines.finish(outcome, chunk.start, len(chunk.items))
+            if lines is not None:
+                _output.leave()
+        if lines is not None:
+            lines.finish(outcome, chunk.start, len(chunk.items))
         chunk.complete(outcome)
 
     def stop(self, chunk: Chunk) -> None:
