@@ -181,12 +181,8 @@ def _output_lines(output: str) -> list[str]:
         return []
     lines = output.rstrip("\n").split("\n")
     shown = lines[-_SHOWN_LINES:]
-    head = (
-        f"      output (the last {len(shown)} of {len(lines)} lines):"
-        if len(lines) > len(shown)
-        else "      output:"
-    )
-    return [head, *(f"      | {line}" for line in shown)]
+    head = "output:" if shown == lines else f"output (its last {len(shown)} of {len(lines)} lines):"
+    return [f"      {head}", *(f"      | {line}" for line in shown)]
 
 
 def _item(row: tuple[object, ...]) -> JournalItem:

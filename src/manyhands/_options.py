@@ -228,10 +228,11 @@ def _unexpected(entry: str, name: str, names: frozenset[str]) -> ArgumentTypeErr
 
 def check_output(output: object) -> str:
     """``output=``: what becomes of what the items write (``backends._output``)."""
-    modes = ("forward", "tag", "capture", "inherit")
-    if output not in modes:
+    from .backends._output import MODES
+
+    if output not in MODES:
         raise ArgumentValueError(
-            f"output must be one of {', '.join(map(repr, modes))}, got {short_repr(output)}: "
+            f"output must be one of {', '.join(map(repr, MODES))}, got {short_repr(output)}: "
             "'forward' writes workers' lines to your sys.stdout/sys.stderr, 'tag' the same "
             "with each line prefixed by its item's index, 'capture' keeps each item's output "
             "(in the journal, and on its Failure), 'inherit' leaves worker processes writing "

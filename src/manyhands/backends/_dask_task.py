@@ -65,28 +65,24 @@ def run(
     _records.current = records
     _logs(worker).apply(levels)
     made: list[Any] = []
-    _worker_logs.running((first, made, worker))
+    # The lines come back as written (mode "record"); the caller's ItemLines takes them.
     lines = _output.ItemLines("record") if output != "inherit" else None
-    if lines is not None:
-        _output.enter((lines, first, made))
     try:
-        if init is not None:
-            failure = _initialize(*init)
-            if failure is not None:
-                return ("init_failed", b"", failure, worker, _said(records, lines))
-        results, meta = run_encoded(
-            lambda: _function(token, fn_payload),
-            mode,
-            body,
-            stop_on_error=stop_on_error,
-            timed=timed,
-            worker=worker,
-            results=made,
-        )
+        with _output.Running(first, made, worker, lines):
+            if init is not None:
+                failure = _initialize(*init)
+                if failure is not None:
+                    return ("init_failed", b"", failure, worker, _said(records, lines))
+            results, meta = run_encoded(
+                lambda: _function(token, fn_payload),
+                mode,
+                body,
+                stop_on_error=stop_on_error,
+                timed=timed,
+                worker=worker,
+                results=made,
+            )
     finally:
-        if lines is not None:
-            _output.leave()
-        _worker_logs.running(None)
         _records.current = None
     return ("done", results, meta, worker, _said(records, lines))
 
@@ -106,10 +102,10 @@ def _keep_record(payload: bytes) -> None:
 
 
 def _said(records: list[bytes], lines: _output.ItemLines | None) -> bytes:
-    said = [] if lines is None else lines.recorded
-    if lines is not None:
-        lines.flush()
-    return dumps((records, said))
+    if lines is None:
+        return dumps((records, []))
+    lines.flush()  # a partial last line
+    return dumps((records, lines.recorded))
 
 
 def replay(said: bytes, chunk: Chunk, outcome: ChunkOutcome) -> None:

@@ -15,17 +15,21 @@ Where the lines come from:
 * a worker process (``_worker``): its ``sys.stdout``/``sys.stderr`` are ``LineWriter``s that
   send whole lines, tagged with the running item, over the worker's socket; its file
   descriptors 1 and 2 are pipes the parent reads (output of C code), attributed to the item
-  that last wrote a line, or the chunk's first;
+  that last wrote a line, or the chunk's first (as are lines from threads of the user's own);
 * a thread of the thread backend (or of a Dask worker), or a chunk's task on the asyncio
   backend's loop: ``sys.stdout`` and ``sys.stderr`` are ``_ThreadStream``s while chunks run;
-  a write from a thread or task that runs a chunk goes to its ``ItemLines`` (a context
-  variable says which), any other's straight through;
+  a write from a thread or task that runs a chunk goes to its ``ItemLines``, any other's
+  straight through;
 * the caller's own thread (serial): with ``"forward"`` its output is left as a loop's (a
   debugger's prompt must show at once), so its failures keep none; ``"tag"`` and
   ``"capture"`` apply as above.
 
-Whatever the mode, each item's last lines (``TAIL_LINES`` / ``TAIL_CHARS``) are kept while
-its chunk runs, for its ``Failure.output``.
+Each item's last lines (``TAIL_LINES`` / ``TAIL_CHARS``) are kept while its chunk runs, for
+its ``Failure.output`` (with ``"capture"``, all it wrote).
+
+Which chunk a thread or asyncio task runs is one context variable, set by ``Running`` around
+``run_chunk`` in every backend and in worker processes: the thread streams read it, and so
+does the log-record factory (``_worker_logs``) for ``record.manyhands_item``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from __future__ import annotations
 import contextvars
 import sys
 import threading
+
+from . import _worker_logs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,8 +55,9 @@ __all__ = [
     "TAIL_LINES",
     "ItemLines",
     "LineWriter",
-    "enter",
-    "leave",
+    "Running",
+    "current",
+    "lines_for",
     "write_output",
 ]
 
@@ -58,6 +65,8 @@ MODES = ("forward", "tag", "capture", "inherit")
 #: The modes that change what the caller's own thread writes (serial): ``"forward"``
 #: leaves it as a loop's, for breakpoints and debuggers that print prompts there.
 KEPT = ("tag", "capture")
+#: A Dask worker's lines: kept as written, for the caller's ``ItemLines``.
+_RECORD = "record"
 
 #: A failed item's output keeps its last lines: so many, and so many characters at most.
 TAIL_LINES = 50
@@ -70,6 +79,20 @@ RECORD_CHARS = 1 << 22
 _TAIL_ITEMS = 64
 #: A partial line longer than this is passed on without waiting for its end.
 _PARTIAL_CHARS = 1 << 16
+
+
+def _split(pending: str) -> int:
+    """Where the whole lines of ``pending`` end (a partial line too long to wait: all)."""
+    cut = pending.rfind("\n") + 1
+    return len(pending) if cut == 0 and len(pending) >= _PARTIAL_CHARS else cut
+
+
+def lines_for(output: str, *, own_thread: bool = False) -> ItemLines | None:
+    """The lines of a chunk of a job with this ``output=``, or None when its writes are left
+    alone: ``"inherit"``, and ``"forward"`` in the caller's ``own_thread`` (serial)."""
+    if output == "inherit" or (own_thread and output not in KEPT):
+        return None
+    return ItemLines(output)
 
 
 def write_output(name: str, text: str) -> None:
@@ -85,27 +108,26 @@ def write_output(name: str, text: str) -> None:
 
 
 class ItemLines:
-    """One chunk's output as it runs: each whole line goes where the job's ``mode`` says
-    (``write(stream name, text)`` writes it), and each item's last lines are kept.
+    """One chunk's output as it runs: each whole line goes where the job's ``mode`` says, and
+    each item's last lines are kept. One per chunk, used by one thread at a time: the thread
+    (or task) running it, or a process backend's reader.
 
-    ``write`` takes any text and waits for a line's end; ``lines`` takes whole lines. Used by
-    one thread at a time: a thread backend's worker thread, or a process backend's reader.
+    ``write`` takes any text and waits for a line's end; ``lines`` takes whole lines. Mode
+    ``"record"`` (in a Dask worker) keeps them as written, in ``recorded``.
     """
 
     __slots__ = (
         "_partial",
         "_recorded_chars",
         "_tails",
-        "_write",
         "captured",
         "last_item",
         "mode",
         "recorded",
     )
 
-    def __init__(self, mode: str, write: Callable[[str, str], None] = write_output) -> None:
+    def __init__(self, mode: str) -> None:
         self.mode = mode
-        self._write = write
         #: stream -> (a partial line, the item that wrote it)
         self._partial: dict[str, tuple[str, int]] = {}
         #: item -> [its last lines, their characters]
@@ -114,16 +136,13 @@ class ItemLines:
         self.captured: dict[int, str] = {}
         #: The item that wrote last (fd output of a worker process is attributed to it).
         self.last_item: int | None = None
-        #: (stream, whole lines, item) as written: mode ``"record"``, in a Dask worker, where
-        #: the caller's ``ItemLines`` takes them once the chunk is back.
+        #: (stream, whole lines, item) as written (mode ``"record"``).
         self.recorded: list[tuple[str, str, int]] = []
         self._recorded_chars = 0
 
     def write(self, stream: str, text: str, item: int) -> None:
         pending = self._partial.pop(stream, ("", item))[0] + text
-        cut = pending.rfind("\n") + 1
-        if cut == 0 and len(pending) >= _PARTIAL_CHARS:
-            cut = len(pending)
+        cut = _split(pending)
         if cut < len(pending):
             self._partial[stream] = (pending[cut:], item)
         if cut:
@@ -138,13 +157,12 @@ class ItemLines:
 
     def lines(self, stream: str, text: str, item: int) -> None:
         self.last_item = item
-        self._keep(item, text)
         mode = self.mode
         if mode == "capture":
             kept = self.captured.get(item, "") + text
             self.captured[item] = kept[-CAPTURE_CHARS:]
             return
-        if mode == "record":
+        if mode == _RECORD:  # the caller keeps the tails, once they are back
             before = self._recorded_chars
             self._recorded_chars += len(text)
             if before < RECORD_CHARS:
@@ -153,10 +171,11 @@ class ItemLines:
                     note = f"[manyhands: more than {RECORD_CHARS} characters; the rest dropped]\n"
                     self.recorded.append((stream, note, item))
             return
+        self._keep(item, text)
         if mode == "tag":
             text = "".join(f"{item}\t{line}" for line in text.splitlines(keepends=True))
         try:  # noqa: SIM105  (contextlib stays off a tiny first call's imports)
-            self._write(stream, text)
+            write_output(stream, text)
         except Exception:
             pass  # a closed or broken stream of the caller's: the item's tail still has it
 
@@ -182,7 +201,7 @@ class ItemLines:
         if item is None:
             return ""
         if self.mode == "capture":
-            return self.captured.get(item, "")[-CAPTURE_CHARS:]
+            return self.captured.get(item, "")
         tail = self._tails.get(item)
         return "".join(tail[0]) if tail is not None else ""
 
@@ -203,21 +222,92 @@ class ItemLines:
                 for item, text in self.captured.items()
                 if start <= item < start + size
             }
-        self._tails.clear()
-        self.captured = {}
-        self.last_item = None
 
 
-# -- threads -----------------------------------------------------------------------------------
+# -- which chunk runs here -----------------------------------------------------------------
 
-#: What this thread (or asyncio task) runs: (its ``ItemLines``, the chunk's first index, the
-#: results list ``run_chunk`` fills: the running item is ``first + len(results)``).
-_sink: contextvars.ContextVar[tuple[ItemLines, int, list[Any]] | None] = contextvars.ContextVar(
-    "manyhands_output", default=None
+_current: contextvars.ContextVar[Running | None] = contextvars.ContextVar(
+    "manyhands_running", default=None
 )
+
+
+def current() -> Running | None:
+    """What this thread (or asyncio task: each has a context of its own) runs, if anything."""
+    return _current.get()
+
+
+class Running:
+    """``with Running(first, results, worker, lines):`` around ``run_chunk``: this thread or
+    task runs the chunk whose first index is ``first``; ``results`` is the list ``run_chunk``
+    fills, so the running item is ``first + len(results)`` at no cost per item.
+
+    Meanwhile records made here carry the item and ``worker`` (``_worker_logs``), and, with
+    ``lines``, what is written to ``sys.stdout``/``sys.stderr`` here goes to them: while any
+    chunk with lines runs, both are ``_ThreadStream``s, installed by the first to enter and
+    removed by the last to leave (unless something else replaced them meanwhile). ``finish``
+    then puts what the lines kept on the outcome.
+    """
+
+    __slots__ = ("first", "lines", "results", "worker")
+
+    def __init__(
+        self, first: int, results: list[Any], worker: str, lines: ItemLines | None = None
+    ) -> None:
+        self.first = first
+        self.results = results
+        self.worker = worker
+        self.lines = lines
+
+    @property
+    def item(self) -> int:
+        return self.first + len(self.results)
+
+    def __enter__(self) -> Running:
+        _worker_logs.attribute_records()
+        if self.lines is not None:
+            _install()
+        _current.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _current.set(None)
+        if self.lines is not None:
+            _uninstall()
+
+    def finish(self, outcome: ChunkOutcome, size: int) -> None:
+        """The chunk of ``size`` items ended with ``outcome``: its failures get their items'
+        last lines, and the outcome what was captured."""
+        if self.lines is not None:
+            self.lines.finish(outcome, self.first, size)
+
+
 _lock = threading.Lock()
 _entered = 0
 _installed: dict[str, _ThreadStream] = {}
+
+
+def _install() -> None:
+    global _entered
+    with _lock:
+        _entered += 1
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name, None)
+            if stream is None or isinstance(stream, _ThreadStream):
+                continue
+            _installed[name] = _ThreadStream(name, stream)
+            setattr(sys, name, _installed[name])
+
+
+def _uninstall() -> None:
+    global _entered
+    with _lock:
+        _entered -= 1
+        if _entered:
+            return
+        for name, stream in list(_installed.items()):
+            if getattr(sys, name, None) is stream:
+                setattr(sys, name, stream.underlying)
+            del _installed[name]
 
 
 class _ThreadStream:
@@ -229,19 +319,18 @@ class _ThreadStream:
         self.underlying = underlying
 
     def write(self, text: str) -> int:
-        sink = _sink.get()
-        if sink is None:
+        running = _current.get()
+        if running is None or running.lines is None:
             return int(self.underlying.write(text))
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        lines, first, results = sink
-        lines.write(self.name, text, first + len(results))
+        running.lines.write(self.name, text, running.item)
         return len(text)
 
     def flush(self) -> None:
-        sink = _sink.get()
-        if sink is not None:
-            sink[0].flush(self.name)
+        running = _current.get()
+        if running is not None and running.lines is not None:
+            running.lines.flush(self.name)
         else:
             self.underlying.flush()
 
@@ -253,45 +342,13 @@ class _ThreadStream:
         return getattr(self.underlying, name)
 
 
-def enter(sink: tuple[ItemLines, int, list[Any]]) -> None:
-    """This thread (or task) runs a chunk whose writes go to ``sink``: (its lines, the
-    chunk's first index, the results list ``run_chunk`` fills). While any does,
-    ``sys.stdout`` and ``sys.stderr`` are ``_ThreadStream``s: installed by the first chunk to
-    enter, removed by the last to ``leave`` (unless something else replaced them meanwhile).
-    ``run_chunk`` catches what the function raises, so ``leave`` always follows."""
-    global _entered
-    with _lock:
-        _entered += 1
-        for name in ("stdout", "stderr"):
-            current = getattr(sys, name, None)
-            if current is None or isinstance(current, _ThreadStream):
-                continue
-            stream = _ThreadStream(name, current)
-            _installed[name] = stream
-            setattr(sys, name, stream)
-    _sink.set(sink)
-
-
-def leave() -> None:
-    global _entered
-    _sink.set(None)
-    with _lock:
-        _entered -= 1
-        if _entered:
-            return
-        for name, stream in list(_installed.items()):
-            if getattr(sys, name, None) is stream:
-                setattr(sys, name, stream.underlying)
-            del _installed[name]
-
-
 # -- worker processes ----------------------------------------------------------------------
 
 
 class LineWriter:
     """A worker process's ``sys.stdout`` or ``sys.stderr``: text goes to the caller whole lines
-    at a time, tagged with the item that wrote it (``current()``), where the caller's
-    ``ItemLines`` for the worker takes it.
+    at a time, tagged with the item that wrote it (``current()``; None from a thread of the
+    user's own), where the caller's ``ItemLines`` for the running chunk takes it.
 
     Lines from two threads of one worker never split each other: each message is whole
     lines, and a partial line waits for its end (or for ``flush``, or the chunk's end:
@@ -304,12 +361,10 @@ class LineWriter:
         name: str,
         original: Any,
         send: Callable[[bytes], None],
-        current: Callable[[], int | None],
     ) -> None:
         self.name = name
         self._original = original
         self._send = send
-        self._current = current
         self._pending = ""
         self._lock = threading.Lock()
         self.encoding = getattr(original, "encoding", "utf-8")
@@ -320,9 +375,7 @@ class LineWriter:
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         with self._lock:
             pending = self._pending + text
-            cut = pending.rfind("\n") + 1
-            if cut == 0 and len(pending) >= _PARTIAL_CHARS:
-                cut = len(pending)
+            cut = _split(pending)
             self._pending = pending[cut:]
             whole = pending[:cut]
         if whole:
@@ -340,7 +393,8 @@ class LineWriter:
         import contextlib
         import pickle
 
-        message = ("out", self.name, text, self._current())
+        running = _current.get()
+        message = ("out", self.name, text, None if running is None else running.item)
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         with contextlib.suppress(OSError):  # the caller is gone
             self._send(data)

@@ -35,9 +35,9 @@ import threading
 
 from .._core._task import ChunkOutcome, ItemError, run_chunk
 from .._errors import SerializationError
-from ._output import LineWriter
+from ._output import LineWriter, Running
 from ._wire import receive, send
-from ._worker_logs import Forwarder, running
+from ._worker_logs import Forwarder
 
 # typing, collections and traceback stay out of the start-up path of every worker.
 TYPE_CHECKING = False
@@ -216,15 +216,8 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
             send(sock, data)
 
     logs = Forwarder(send_one, name)
-    now: list[Any] = [None]  # (first index, results so far) of the chunk running
-
-    def current() -> int | None:
-        chunk = now[0]
-        return None if chunk is None else chunk[0] + len(chunk[1])
-
     originals = (sys.stdout, sys.stderr)
-    writers = [LineWriter(which, getattr(sys, which), send_one, current)
-               for which in ("stdout", "stderr")]  # fmt: skip
+    writers = [LineWriter(which, getattr(sys, which), send_one) for which in ("stdout", "stderr")]
     sys.stdout, sys.stderr = writers
     _, init_payload, caller_levels = inbox.get()
     logs.apply(caller_levels)  # before the initializer: its records reach the caller too
@@ -248,24 +241,21 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
                                      else originals, strict=True):  # fmt: skip
                 setattr(sys, which, stream)
         made: list[Any] = []
-        now[0] = (first, made)
-        running((first, made, name))
-        results, meta = run_encoded(
-            lambda: _function(functions, fn_key, fn_payload),  # noqa: B023  (called at once)
-            mode,
-            body,
-            stop_on_error=stop_on_error,
-            timed=timed,
-            worker=name,
-            results=made,
-        )
-        running(None)
-        for writer in writers:  # a partial last line, before the chunk's outcome
-            writer.drain()
+        with Running(first, made, name):  # the item that logs or prints, for the caller
+            results, meta = run_encoded(
+                lambda: _function(functions, fn_key, fn_payload),  # noqa: B023  (called now)
+                mode,
+                body,
+                stop_on_error=stop_on_error,
+                timed=timed,
+                worker=name,
+                results=made,
+            )
+            for writer in writers:  # a partial last line, before the chunk's outcome
+                writer.drain()
         for original in originals:  # and what the descriptors' own buffers hold
             with contextlib.suppress(Exception):
                 original.flush()
-        now[0] = None
         del made
         with lock:
             send(sock, dumps(("done", ticket)))

@@ -1,21 +1,21 @@
-"""Log records of worker processes, carried to the caller as records, not text.
+"""Log records of workers elsewhere, carried to the caller as records, not text.
 
-    caller (parent)                               worker process
-    ---------------                               --------------
-    levels() ── with a job's first chunk ──────>  apply(): the caller's levels set here, and
+    caller (parent)                               worker process (or Dask worker)
+    ---------------                               -------------------------------
+    levels_of(job) ── with a job's first chunk ─>  apply(): the caller's levels set here, and
                                                   a handler on the root logger
     replay(record) <── ("log", fields) ─────────  emit(): each record that passes, with the
-      the caller's own logger handles it:          item (``running``: the chunk's first index
-      its level, filters, handlers, caplog         + results so far) and the worker
+      the caller's own logger handles it:          item and the worker (the record factory:
+      its level, filters, handlers, caplog         ``_output.Running`` says what runs here)
 
 A record the caller would drop is never made in the worker: the levels (the root logger's,
 every logger's own, ``logging.disable``) are the caller's at the start of the job. Both ends
-live here, as the format of a record on the wire does.
+live here, as the format of a record on the wire does. Thread workers' records are made in
+the caller's process; the same factory gives them their item.
 """
 
 from __future__ import annotations
 
-import contextvars
 import sys
 import threading
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["Forwarder", "levels", "replay", "running"]
+__all__ = ["Forwarder", "attribute_records", "levels", "levels_of", "replay"]
 
 #: (root level, ``logging.disable`` level, {logger name: its own level}).
 Levels = tuple[int, int, dict[str, int]]
@@ -45,6 +45,14 @@ def levels() -> Levels:
         if isinstance(logger, logging.Logger) and logger.level
     }
     return (logging.root.level, manager.disable, own)
+
+
+def levels_of(job: Any) -> Levels:
+    """The caller's levels at the start of ``job``: taken the first time a backend whose
+    workers are elsewhere asks, then kept on the job for every chunk."""
+    if job.levels is None:
+        job.levels = levels()
+    return job.levels  # type: ignore[no-any-return]
 
 
 def replay(fields: dict[str, Any]) -> None:
@@ -179,23 +187,16 @@ def _Handler(forwarder: Forwarder) -> Any:
     return _handler_class()(forwarder)
 
 
-#: What this thread (or asyncio task: each has its own context) runs now, read by the record
-#: factory below.
-_running: contextvars.ContextVar[tuple[int, list[Any], str] | None] = contextvars.ContextVar(
-    "manyhands_running", default=None
-)
 _factory_installed = False
 _factory_lock = threading.Lock()
 
 
-def running(chunk: tuple[int, list[Any], str] | None) -> None:
-    """Say which chunk this thread runs: its first index, the results list ``run_chunk``
-    fills (an item's index is ``first + len(results)`` while it runs, at no cost per item)
-    and the worker's name; None once it is done. Records made meanwhile on this thread carry
-    ``manyhands_item`` and ``manyhands_worker``, in a thread worker and in a worker process
-    alike. The record factory is installed once, and only where ``logging`` is imported
-    already (importing it costs a first call 10 ms; a process without it has no handler)."""
-    _running.set(chunk)
+def attribute_records() -> None:
+    """Records made on a thread (or asyncio task) that runs a chunk (``_output.Running``)
+    carry ``manyhands_item`` and ``manyhands_worker``, in a thread worker and in a worker
+    process alike. The record factory that sets them is installed once, and only where
+    ``logging`` is imported already (importing it costs a first call 10 ms; a process
+    without it has no handler)."""
     if not _factory_installed and "logging" in sys.modules:
         _install_factory()
 
@@ -204,6 +205,8 @@ def _install_factory() -> None:
     global _factory_installed
     import logging
 
+    from ._output import current
+
     with _factory_lock:
         if _factory_installed:
             return
@@ -211,11 +214,10 @@ def _install_factory() -> None:
 
         def factory(*args: Any, **kwargs: Any) -> Any:
             record = made(*args, **kwargs)
-            chunk = _running.get()
-            if chunk is not None:
-                first, results, worker = chunk
-                record.manyhands_item = first + len(results)
-                record.manyhands_worker = worker
+            running = current()
+            if running is not None:
+                record.manyhands_item = running.item
+                record.manyhands_worker = running.worker
             return record
 
         logging.setLogRecordFactory(factory)

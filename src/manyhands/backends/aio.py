@@ -20,7 +20,6 @@ from .._core._task import Chunk, failed_outcome
 from .._core._task_async import run_chunk_async
 from .._errors import PoolClosedError, add_note, broken_pool
 from . import _output
-from ._worker_logs import running
 
 __all__ = ["AsyncioBackend"]
 
@@ -108,12 +107,9 @@ class AsyncioBackend:
             else:
                 # Each chunk is a task of its own, with its own context: the records and lines
                 # its items make are its own.
-                lines = _output.ItemLines(job.output) if job.output != "inherit" else None
                 results: list[Any] = []
-                running((chunk.start, results, "asyncio"))
-                if lines is not None:
-                    _output.enter((lines, chunk.start, results))
-                try:
+                lines = _output.lines_for(job.output)
+                with _output.Running(chunk.start, results, "asyncio", lines) as running:
                     outcome = await run_chunk_async(
                         job.fn,
                         job.mode,
@@ -122,12 +118,7 @@ class AsyncioBackend:
                         worker="asyncio",
                         results=results,
                     )
-                finally:
-                    if lines is not None:
-                        _output.leave()
-                    running(None)
-                if lines is not None:
-                    lines.finish(outcome, chunk.start, len(chunk.items))
+                running.finish(outcome, len(chunk.items))
         chunk.complete(outcome)
 
     async def _initialize(self) -> None:

@@ -583,9 +583,7 @@ def _start_thread(target: Callable[..., None], *args: Any, name: str) -> threadi
 def _said_how(job: Job, first: int) -> tuple[Any, str, int]:
     """What a task needs to bring back what its items say: the caller's logging levels at
     the job's start, the job's ``output=``, and the chunk's first index."""
-    if job.levels is None:
-        job.levels = _worker_logs.levels()
-    return (job.levels, job.output, first)
+    return (_worker_logs.levels_of(job), job.output, first)
 
 
 def _task_prefix(fn: Callable[..., Any]) -> str:

@@ -71,11 +71,25 @@ _EXIT_GRACE = 5.0
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+class _Sent:
+    """A chunk sent to a worker: what sending it again needs, should the worker die before it
+    runs, and the lines its items write (None: ``output="inherit"``)."""
+
+    __slots__ = ("chunk", "fn_payload", "lines", "nbytes")
+
+    def __init__(self, chunk: Chunk, fn_payload: bytes, nbytes: int) -> None:
+        self.chunk = chunk
+        self.fn_payload = fn_payload
+        #: The pickled size of its items (not the bytes: megabytes, needed again only if the
+        #: worker dies, and then pickled anew from the chunk).
+        self.nbytes = nbytes
+        self.lines = _output.lines_for(chunk.job.output)
+
+
 class _Worker:
     __slots__ = (
         "functions",
         "levels",
-        "lines",
         "name",
         "output",
         "outstanding",
@@ -94,18 +108,17 @@ class _Worker:
         self.name = name
         #: ``time.perf_counter()`` when it was spawned: its start-up is measured for the planner.
         self.spawned = spawned
-        #: ticket -> (chunk, pickled function, pickled size of its items), in the order they
-        #: were sent: the first is running, any other waits behind it in the worker.
-        self.outstanding: dict[int, tuple[Chunk, bytes, int]] = {}
+        #: ticket -> what was sent, in the order sent: the first is running, any other waits
+        #: behind it in the worker.
+        self.outstanding: dict[int, _Sent] = {}
         #: Job keys whose function this worker holds: mirrors the worker's own cache.
         self.functions: OrderedDict[int, None] = OrderedDict()
         #: Chunks sent to it in all (``max_tasks_per_child`` retires it after so many).
         self.tasks = 0
         #: The caller's logging levels it was last sent (``_worker_logs``).
         self.levels: _worker_logs.Levels | None = None
-        #: The ``output=`` it was last sent, and what its running chunk's items wrote.
+        #: The ``output=`` it was last sent.
         self.output = "forward"
-        self.lines = _output.ItemLines("forward")
         #: Its file descriptors 1 and 2, pipes this process reads: fd -> (stream, decoder).
         self.pipes: dict[int, tuple[str, Any]] = {}
 
@@ -164,8 +177,7 @@ class ProcessBackend:
 
     def submit(self, chunk: Chunk) -> None:
         job = chunk.job
-        if job.levels is None:  # the caller's logging levels at the start of the job
-            job.levels = _worker_logs.levels()
+        _worker_logs.levels_of(job)  # the caller's logging levels at the start of the job
         fn_payload = self._function_payload(job)
         body = pickle_items(chunk)
         with self._lock:
@@ -234,12 +246,10 @@ class ProcessBackend:
             worker.functions[key] = None
             if len(worker.functions) > _worker.FUNCTION_CACHE_SIZE:
                 worker.functions.popitem(last=False)
-        # Not the pickled items: megabytes per chunk, needed again only if the worker dies
-        # (then they are pickled anew from the chunk).
-        worker.outstanding[ticket] = (chunk, fn_payload, len(body))
+        worker.outstanding[ticket] = _Sent(chunk, fn_payload, len(body))
         worker.tasks += 1
         job = chunk.job
-        levels = job.levels
+        levels = _worker_logs.levels_of(job)
         send_levels = None if levels == worker.levels else levels
         worker.levels = levels
         send_output = None if job.output == worker.output else job.output
@@ -347,7 +357,7 @@ class ProcessBackend:
                 return
             if message[0] == "out":  # whole lines a worker printed, and the item that did
                 _, stream, text, item = message
-                self._lines(worker, self._running(worker), stream, text, item, whole=True)
+                self._lines(self._running(worker), stream, text, item, whole=True)
                 return
             if message[0] == "log":  # before its chunk's outcome: the same socket, in order
                 # A filter or handler of the caller's that raises must not stop this reader.
@@ -363,7 +373,7 @@ class ProcessBackend:
         # What the chunk wrote to its descriptors, up to now.
         self._drain_pipes(worker, self._running(worker))
         with self._lock:
-            chunk, _, nbytes = worker.outstanding.pop(ticket)
+            sent = worker.outstanding.pop(ticket)
             limit = self._max_tasks
             if limit is not None and worker.tasks >= limit and not worker.outstanding:
                 # Retired: told to stop, it exits; its end of the socket closing then brings
@@ -373,41 +383,33 @@ class ProcessBackend:
             self._dispatch_locked()
             if not self._pending:
                 self._idle.notify_all()
-        outcome = decode_outcome(chunk, body, meta, worker.name, nbytes)
-        worker.lines.finish(outcome, chunk.start, len(chunk.items))
+        chunk = sent.chunk
+        outcome = decode_outcome(chunk, body, meta, worker.name, sent.nbytes)
+        _finish(sent, outcome)
         chunk.complete(outcome)
 
-    def _running(self, worker: _Worker) -> Chunk | None:
+    def _running(self, worker: _Worker) -> _Sent | None:
         with self._lock:
-            held = next(iter(worker.outstanding.values()), None)
-        return None if held is None else held[0]
+            return next(iter(worker.outstanding.values()), None)
 
     def _lines(
-        self,
-        worker: _Worker,
-        chunk: Chunk | None,
-        stream: str,
-        text: str,
-        item: int | None,
-        *,
-        whole: bool,
+        self, sent: _Sent | None, stream: str, text: str, item: int | None, *, whole: bool
     ) -> None:
-        """What a worker wrote: to its running ``chunk``'s lines, or (between chunks: an
+        """What a worker wrote: to its running chunk's lines, or (between chunks: an
         initializer's, the interpreter's own) straight to the caller's stream."""
-        if chunk is None:
+        lines = None if sent is None else sent.lines
+        if sent is None or lines is None:
             with contextlib.suppress(Exception):  # a closed stream of the caller's
                 _output.write_output(stream, text)
             return
-        lines = worker.lines
-        lines.mode = chunk.job.output
         if item is None:  # from a descriptor: the item that wrote last, or the chunk's first
-            item = lines.last_item if lines.last_item is not None else chunk.start
+            item = lines.last_item if lines.last_item is not None else sent.chunk.start
         if whole:
             lines.lines(stream, text, item)
         else:
             lines.write(stream, text, item)
 
-    def _read_pipe(self, worker: _Worker, fd: int, chunk: Chunk | None) -> bool:
+    def _read_pipe(self, worker: _Worker, fd: int, sent: _Sent | None) -> bool:
         """Read what is there; False once nothing more is (for now, or for good)."""
         entry = worker.pipes.get(fd)
         if entry is None:  # closed already, earlier in the same batch of events
@@ -420,26 +422,28 @@ class ProcessBackend:
         except OSError:
             data = b""
         if not data:  # its end: the worker and everything it started are gone
-            self._close_pipe(worker, fd, chunk)
+            self._close_pipe(worker, fd, sent)
             return False
-        if (chunk.job.output if chunk is not None else worker.output) == "inherit":
+        inherit = worker.output == "inherit" if sent is None else sent.lines is None
+        if inherit:
             _write_raw(stream, data)  # to this process's own descriptor, as if inherited
         else:
-            self._lines(worker, chunk, stream, decoder.decode(data), None, whole=False)
+            self._lines(sent, stream, decoder.decode(data), None, whole=False)
         return True
 
-    def _drain_pipes(self, worker: _Worker, chunk: Chunk | None) -> None:
+    def _drain_pipes(self, worker: _Worker, sent: _Sent | None) -> None:
         for fd in list(worker.pipes):
             for _ in range(64):  # at most 4 MiB: a grandchild may keep writing
-                if not self._read_pipe(worker, fd, chunk):
+                if not self._read_pipe(worker, fd, sent):
                     break
 
-    def _close_pipe(self, worker: _Worker, fd: int, chunk: Chunk | None) -> None:
+    def _close_pipe(self, worker: _Worker, fd: int, sent: _Sent | None) -> None:
         stream, decoder = worker.pipes.pop(fd)
         rest = decoder.decode(b"", final=True)
         if rest:
-            self._lines(worker, chunk, stream, rest, None, whole=False)
-        worker.lines.flush(stream)
+            self._lines(sent, stream, rest, None, whole=False)
+        if sent is not None and sent.lines is not None:
+            sent.lines.flush(stream)
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(fd)
         for pipe in (worker.proc.stdout, worker.proc.stderr):
@@ -450,7 +454,7 @@ class ProcessBackend:
         error = _worker.broken_by_initializer(wire, "process", worker.name)
         with self._lock:
             self._broken = error
-            failed = [chunk for chunk, _, _ in worker.outstanding.values()]
+            failed = [sent.chunk for sent in worker.outstanding.values()]
             failed += [chunk for _, chunk, _, _ in self._pending]
             worker.outstanding.clear()
             self._pending.clear()
@@ -467,24 +471,25 @@ class ProcessBackend:
             if held and not killed:
                 # Only the first chunk was running; those queued behind it never started:
                 # they go back to the front of the queue, for another worker.
-                for ticket, (chunk, fn_payload, _) in reversed(held[1:]):
-                    self._pending.appendleft((ticket, chunk, fn_payload, pickle_items(chunk)))
+                for ticket, sent in reversed(held[1:]):
+                    entry = (ticket, sent.chunk, sent.fn_payload, pickle_items(sent.chunk))
+                    self._pending.appendleft(entry)
         self._selector.unregister(worker.sock)
         worker.sock.close()
         returncode = _reap(worker.proc, grace=_EXIT_GRACE)
-        crashed = held[0][1][0] if held and not killed else None
+        crashed = held[0][1] if held and not killed else None
         # What it wrote before it died is in the pipes, for its item; then they are closed
         # (a grandchild may hold them open: not waited for).
         self._drain_pipes(worker, crashed)
         for fd in list(worker.pipes):
             self._close_pipe(worker, fd, crashed)
         if killed:
-            for _, (chunk, _, _) in held:
-                chunk.cancel()
+            for _, sent in held:
+                sent.chunk.cancel()
         elif crashed is not None:
-            outcome = _crash_outcome(worker, returncode, crashed)
-            worker.lines.finish(outcome, crashed.start, len(crashed.items))
-            crashed.complete(outcome)
+            outcome = _crash_outcome(worker, returncode, crashed.chunk)
+            _finish(crashed, outcome)
+            crashed.chunk.complete(outcome)
         with self._lock:
             if not self._closing and self._broken is None:
                 self._dispatch_locked()
@@ -499,16 +504,17 @@ class ProcessBackend:
                     del self._pending[index]
                     return None
             for worker in self._workers.values():
-                if worker.outstanding and next(iter(worker.outstanding.values()))[0] is chunk:
+                running = next(iter(worker.outstanding.values()), None)
+                if running is not None and running.chunk is chunk:
                     break
             else:
                 return None  # finished meanwhile
-        with contextlib.suppress(OSError):
-            worker.proc.kill()
-        lines = worker.lines
-        return lines.output_of(lines.last_item)
         # The reader sees the socket close and reaps it; the chunk's crash report that
         # follows is ignored by the engine, which has recorded the timeout.
+        with contextlib.suppress(OSError):
+            worker.proc.kill()
+        lines = running.lines
+        return None if lines is None else lines.output_of(lines.last_item)
 
     # -- shutdown ----------------------------------------------------------------------
 
@@ -546,6 +552,11 @@ class ProcessBackend:
         self._selector.close()
         self._wake_recv.close()
         self._wake_send.close()
+
+
+def _finish(sent: _Sent, outcome: ChunkOutcome) -> None:
+    if sent.lines is not None:
+        sent.lines.finish(outcome, sent.chunk.start, len(sent.chunk.items))
 
 
 def _write_raw(stream: str, data: bytes) -> None:

@@ -48,27 +48,21 @@ class SerialBackend:
         if not chunk.claim():
             return
         job = chunk.job
-        # The caller's own output is left as a loop's, unless tag or capture was asked for.
-        lines = _output.ItemLines(job.output) if job.output in _output.KEPT else None
         results: list[Any] = []
-        if lines is not None:
-            _output.enter((lines, chunk.start, results))
-        try:
+        # The caller's own output is left as a loop's, unless tag or capture was asked for.
+        lines = _output.lines_for(job.output, own_thread=True)
+        with _output.Running(chunk.start, results, "serial", lines) as running:
             outcome = run_chunk(
                 job.fn,
                 job.mode,
                 chunk.items,
                 stop_on_error=job.stop_on_error,
-                catch=Exception,
+                catch=Exception,  # Ctrl-C and sys.exit propagate, as from a loop
                 worker="serial",
                 timed=job.timed,
                 results=results,
             )
-        finally:  # Ctrl-C and sys.exit propagate, as from a loop
-            if lines is not None:
-                _output.leave()
-        if lines is not None:
-            lines.finish(outcome, chunk.start, len(chunk.items))
+        running.finish(outcome, len(chunk.items))
         chunk.complete(outcome)
 
     def stop(self, chunk: Chunk) -> None:

@@ -18,7 +18,6 @@ from .._core._protocol import Capabilities
 from .._core._task import Chunk, failed_outcome, run_chunk
 from .._errors import PoolClosedError, add_note, broken_pool
 from . import _output
-from ._worker_logs import running
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -175,36 +174,29 @@ class ThreadBackend:
                 continue
             me = threading.current_thread()
             job = chunk.job
-            # What its items write, whole lines at a time (None: ``output="inherit"``).
-            lines = _output.ItemLines(job.output) if job.output != "inherit" else None
+            results: list[Any] = []
+            running = _output.Running(chunk.start, results, name, _output.lines_for(job.output))
             with self._lock:
-                self._running[chunk] = (me, lines)
+                self._running[chunk] = (me, running.lines)
             if init_error is not None:
                 # Every chunk this thread takes fails, as BrokenThreadPool with the
                 # initializer's error as its cause: the caller sees it at once instead of
                 # items silently going elsewhere.
                 outcome = failed_outcome(init_error, worker=name)
             else:
-                results: list[Any] = []
-                running((chunk.start, results, name))
-                if lines is not None:
-                    _output.enter((lines, chunk.start, results))
-                outcome = run_chunk(
-                    job.fn,
-                    job.mode,
-                    chunk.items,
-                    stop_on_error=job.stop_on_error,
-                    catch=BaseException,
-                    worker=name,
-                    timed=job.timed,
-                    results=results,
-                )
-                running(None)
-                if lines is not None:
-                    _output.leave()
-                    lines.finish(outcome, chunk.start, len(chunk.items))
-                del results
-            del lines
+                with running:  # run_chunk catches whatever the function raises
+                    outcome = run_chunk(
+                        job.fn,
+                        job.mode,
+                        chunk.items,
+                        stop_on_error=job.stop_on_error,
+                        catch=BaseException,
+                        worker=name,
+                        timed=job.timed,
+                        results=results,
+                    )
+                running.finish(outcome, len(chunk.items))
+            del results, running
             with self._lock:
                 self._running.pop(chunk, None)
                 abandoned = me in self._abandoned
