@@ -203,3 +203,20 @@ def test_no_pipe_is_left_open_after_crashes_and_retired_workers() -> None:
         with mh.ProcessPoolExecutor(2, max_tasks_per_child=1) as pool:
             assert list(pool.map(abs, range(-3, 3))) == [3, 2, 1, 0, 1, 2]
     assert open_descriptors() == before
+
+
+@pytest.mark.parametrize("name", ["serial", "thread", "asyncio", "dask"])
+def test_inherit_intercepts_nothing_and_keeps_nothing(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    backend = backend_for(name, request)
+    results, out, _ = run_capturing(
+        fn_for(name), range(5), backend=backend, workers=2, output="inherit"
+    )
+    failure = results[3]
+    assert isinstance(failure, mh.Failure)
+    assert failure.output == ""
+    if name == "dask":  # printed in the Dask worker processes, where they run
+        assert "says hello" not in out
+    else:  # written by the caller's own process, to its sys.stdout, as it was
+        assert out.count("says hello") == 5

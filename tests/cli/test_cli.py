@@ -421,3 +421,16 @@ def test_capture_keeps_output_in_the_journal_and_needs_one(folder: Path) -> None
     assert kept == {x: f"hello from {x}\n" for x in range(3)}
     status = manyhands(folder, "status", "run.db")
     assert "| hello from 1" in status.stdout
+
+
+def test_raw_output_leaves_worker_processes_writing_to_the_terminal(folder: Path) -> None:
+    out = manyhands(
+        folder, "run", "tasks:chatty", "--range", "3", "--backend", "process", "--raw-output"
+    )
+    seen = f"stdout:\n{out.stdout}\nstderr:\n{out.stderr}"
+    assert out.returncode == 1, seen
+    assert sorted(line for line in out.stdout.splitlines() if line.startswith("hello")) == [
+        f"hello from {x}" for x in range(3)
+    ], seen  # straight to the descriptor the run inherited: stdout here
+    errors = [json.loads(line) for line in out.stdout.splitlines() if '"error"' in line]
+    assert "output" not in errors[0]["error"], seen  # nothing was kept
