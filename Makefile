@@ -1,5 +1,5 @@
 # `make demo` and `make test` each do the whole set-up on a fresh clone: create .venv,
-# install manyhands with its development dependencies and the Dask extra, then run.
+# install manyhands with its development dependencies and the Dask and plot extras, then run.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -9,11 +9,11 @@ PY     := $(VENV)/bin/python
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,dask]'
+	$(PY) -m pip install --quiet -e '.[dev,dask,plot]'
 	touch $@
 
 $(VENV)/.bench-installed: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[dev,dask,bench]'
+	$(PY) -m pip install --quiet -e '.[dev,dask,plot,bench]'
 	touch $@
 
 demo: $(VENV)/.installed

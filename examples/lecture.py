@@ -1,11 +1,14 @@
-"""The lecture's slow loop, cured five ways and measured; then the race it warns about.
+"""The lecture's slow loop, cured every way it teaches and measured; then the race it warns
+about.
 
-    python examples/lecture.py            # about ten seconds
-    python examples/lecture.py --scale 0.1
+    python examples/lecture.py                  # about half a minute
+    python examples/lecture.py --scale 0.1 --chart /tmp/lecture.png
 
-Part 1 runs ``slow(x)`` (sleep, then return x) the ways the lecture shows: a sequential loop,
-one thread per task with start/join, a ThreadPoolExecutor of ten, a multiprocessing Pool, and
-manyhands. Part 2 has many threads add to a shared total without a lock and counts the lost
+Part 1 hands ``slow(x)`` (sleep, then return x) to ``manyhands.bench``, which runs it the ways
+the lecture shows, on the same 20 items: a sequential loop, one thread per task with
+start/join, a ThreadPoolExecutor of ten, a multiprocessing Pool, and manyhands (auto, threads
+of several widths, processes); it prints the table, which is fastest and why, and writes the
+chart. Part 2 has many threads add to a shared total without a lock and counts the lost
 updates; then the same work through manyhands, where each call returns its part and nothing is
 shared, loses none.
 """
@@ -13,17 +16,15 @@ shared, loses none.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import manyhands as mh
 
 TASKS = 20
 SLEEP = 0.25  # seconds per call at --scale 1: the sequential loop takes 5 s
+CHART = "lecture-bench.png"
 
 
 def slow(x: int, seconds: float = SLEEP) -> int:
@@ -31,67 +32,22 @@ def slow(x: int, seconds: float = SLEEP) -> int:
     return x
 
 
-def timed(run: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    run()
-    return time.perf_counter() - started
-
-
-def part_one(scale: float) -> None:
+def part_one(scale: float, chart: str) -> None:
     seconds = SLEEP * scale
-    tasks = list(range(TASKS))
-
-    def sequential() -> list[int]:
-        return [slow(n, seconds) for n in tasks]
-
-    def thread_per_task() -> None:
-        threads = [threading.Thread(target=slow, args=(n, seconds)) for n in tasks]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-    def thread_pool() -> list[int]:
-        with ThreadPoolExecutor(max_workers=10) as pool:
-            return list(pool.map(slow, tasks, [seconds] * TASKS))
-
-    def process_pool() -> list[int]:
-        with multiprocessing.Pool() as pool:
-            return pool.starmap(slow, [(n, seconds) for n in tasks])
-
-    decisions: list[mh.Decision] = []
-
-    def manyhands_default() -> list[int]:
-        with mh.Pool() as pool:  # mh.map(...) exactly, plus the record of its decision
-            results = list(pool.map(partial(slow, seconds=seconds), tasks))
-            decisions.extend(pool.statistics().decisions)
-        return results
-
-    def manyhands_wide() -> list[int]:
-        return mh.map(partial(slow, seconds=seconds), tasks, workers=TASKS)
-
-    rows = [
-        ("sequential loop", sequential),
-        ("one thread per task (start/join)", thread_per_task),
-        ("ThreadPoolExecutor(max_workers=10)", thread_pool),
-        (f"multiprocessing.Pool() ({mh.available_cpus()} processes)", process_pool),
-        ("manyhands.map(slow, items)", manyhands_default),
-        (f"manyhands.map(slow, items, workers={TASKS})", manyhands_wide),
-    ]
     print(f"The lecture's example: {TASKS} calls of slow(x), each sleeping {seconds:.2f} s\n")
-    print(f"{'approach':<46}{'wall time':>10}{'speedup':>9}")
-    baseline = None
-    for label, run in rows:
-        elapsed = timed(run)
-        baseline = baseline or elapsed
-        print(f"{label:<46}{elapsed:>8.2f} s{baseline / elapsed:>8.1f}x", flush=True)
+    comparison = mh.bench(partial(slow, seconds=seconds), range(TASKS), sample=TASKS)
+    print(comparison)
+    try:
+        comparison.plot(chart)
+    except mh.MissingDependency as exc:  # matplotlib is an extra: the table is the lesson
+        print(f"\n(no chart: {exc})")
+    else:
+        print(f"\nThe chart is in {chart}")
     print(
         "\nSleeping is waiting, not computing: threads overlap it, and more threads overlap "
         "more.\nProcesses overlap it too, but only as many as there are CPUs, and they cost "
         "a start-up."
     )
-    if decisions:
-        print(f"\nmanyhands measured the first call and chose: {decisions[0]}")
 
 
 total = 0
@@ -128,8 +84,9 @@ def part_two(threads: int = 50, repeats: int = 100) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every sleep by this")
+    parser.add_argument("--chart", default=CHART, help=f"where to write the chart ({CHART})")
     args = parser.parse_args()
-    part_one(args.scale)
+    part_one(args.scale, args.chart)
     part_two()
 
 

@@ -10,21 +10,28 @@ from pathlib import Path
 DEMO = Path(__file__).parent.parent / "examples" / "lecture.py"
 
 
-def test_demo_prints_the_table_and_loses_no_update_through_manyhands() -> None:
+def test_demo_prints_the_comparison_writes_the_chart_and_loses_no_update(tmp_path: Path) -> None:
+    chart = tmp_path / "lecture.png"
     out = subprocess.run(
-        [sys.executable, str(DEMO), "--scale", "0.04"],
+        [sys.executable, str(DEMO), "--scale", "0.04", "--chart", str(chart)],
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
     ).stdout
+    assert out.splitlines()[2].startswith("manyhands.bench: slow on 20 items")
     for label in [
-        "sequential loop",
-        "one thread per task",
+        "loop (for item in items)",
+        "a thread per item (start, join)",
         "ThreadPoolExecutor(max_workers=10)",
         "multiprocessing.Pool()",
-        "manyhands.map(slow, items)",
+        "manyhands auto",
+        "manyhands threads x20",
+        "manyhands processes x2",
     ]:
-        assert re.search(re.escape(label) + r".*\d+\.\d\d s\s+\d+\.\dx", out), label
+        # a wall time (or "> budget" for one stopped) and a speedup on each strategy's row
+        assert re.search(re.escape(label) + r"\s+>? ?\d+(\.\d+)? m?s\s+<? ?\d+\.\d+x", out), label
+    assert "auto chose thread (workers: adaptive)" in out
+    assert f"The chart is in {chart}" in out
+    assert chart.read_bytes()[:4] == b"\x89PNG"
     assert re.search(r"manyhands, no lock:\s+5000 of 5000 \(0 lost\)", out), out
-    assert "chose: thread (workers: adaptive" in out

@@ -81,3 +81,26 @@ def test_worker_prints_and_logs_appear_in_the_cell(kernel: Any) -> None:
     for x in range(3):
         assert lines.count(f"hello from item {x}") == 2  # once per backend, whole
         assert lines.count(f"INFO nb item={x}: info from item {x}") == 2
+
+
+def test_a_comparison_shows_its_table_and_chart_in_the_notebook(kernel: Any) -> None:
+    pytest.importorskip("matplotlib")
+    _, displays = run_cell(
+        kernel,
+        "import time\n"
+        "import manyhands as mh\n"
+        "def nap(x):\n"
+        "    time.sleep(0.01)\n"
+        "    return x\n"
+        "comparison = mh.bench(nap, range(8), repeats=1, strategies=['auto', 'threads:4'])\n"
+        "display(comparison)\n",
+    )
+    shown = [d["data"] for d in displays if "text/html" in d["data"]]
+    assert any("<table>" in d["text/html"] for d in shown), displays
+    html = next(d["text/html"] for d in shown if "<table>" in d["text/html"])
+    assert "manyhands threads x4" in html
+    assert "fastest: " in html
+    assert 'src="data:image/png;base64,' in html  # the chart, inline
+    assert shown[-1]["text/plain"].startswith("manyhands.bench: nap on 8 items")
+    # progress=True (the default) is a widget here, as map's bar is
+    assert any("application/vnd.jupyter.widget-view+json" in d["data"] for d in displays)

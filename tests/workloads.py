@@ -372,3 +372,11 @@ async def logs_async(x: int) -> int:
 
     await asyncio.sleep(0)
     return logs(x)
+
+
+async def async_nap(x: int) -> int:
+    """Waits 20 ms on the event loop: a stand-in for an async network call."""
+    import asyncio
+
+    await asyncio.sleep(0.02)
+    return x

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ._api import aimap, amap, explain, imap, istarmap, map, starmap
+    from ._bench import bench
+    from ._bench_report import Comparison, Timing
     from ._core._decision import Decision
     from ._core._failure import Failure, Retry
     from ._errors import (
@@ -51,6 +53,7 @@ __all__ = [
     "ArgumentTypeError",
     "ArgumentValueError",
     "ClusterUnavailable",
+    "Comparison",
     "Dask",
     "Decision",
     "Failure",
@@ -72,10 +75,12 @@ __all__ = [
     "SerializationError",
     "TaskTimeout",
     "ThreadPoolExecutor",
+    "Timing",
     "WorkerCrashed",
     "aimap",
     "amap",
     "available_cpus",
+    "bench",
     "explain",
     "imap",
     "istarmap",
@@ -94,6 +99,9 @@ _HOME = {
     "Retry": "_core._failure",
     "TaskTimeout": "_errors",
     "aimap": "_api",
+    "bench": "_bench",
+    "Comparison": "_bench_report",
+    "Timing": "_bench_report",
     "amap": "_api",
     "explain": "_api",
     "imap": "_api",

@@ -1,4 +1,5 @@
-"""The command line: ``manyhands run``, ``status`` and ``explain``, over the public API only.
+"""The command line: ``manyhands run``, ``status``, ``explain`` and ``bench``, over the public
+API only.
 
 Exit status: 0 when every item succeeded, 1 when some failed, 2 for bad arguments or input
 (a target that does not import, an unreadable file, a malformed line, a journal of another
@@ -405,6 +406,64 @@ def _explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bench(args: argparse.Namespace) -> int:
+    fn = load_target(args.target)
+    items = _inputs(args)
+    if args.star:
+        fn = _Starred(fn)
+    strategies = None
+    if args.strategies is not None:
+        strategies = [name.strip() for name in args.strategies.split(",") if name.strip()]
+    if args.chart is not None:
+        _check_chart_path(args.chart)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    with _prints_to_stderr(sys.stdout):  # stdout holds the table or the JSON alone
+        comparison = mh.bench(
+            fn,
+            items,
+            sample=args.sample,
+            strategies=strategies,
+            budget=args.budget,
+            progress=progress,
+            repeats=args.repeats,
+        )
+    if args.json:
+        print(json.dumps(comparison.to_dict(), indent=2))
+    else:
+        print(comparison)
+    if args.chart is not None:
+        comparison.plot(args.chart)
+        print(f"manyhands bench: chart written to {args.chart}", file=sys.stderr)
+    return EXIT_OK
+
+
+class _Starred:
+    """``fn(*arguments)`` for each item: ``--star``, as a module-level class so that
+    ``multiprocessing.Pool`` can pickle it as well as manyhands can."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.__name__ = getattr(fn, "__name__", "fn")
+        self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
+
+    def __call__(self, arguments: Any) -> Any:
+        return self.fn(*arguments)
+
+
+def _check_chart_path(path: str) -> None:
+    """Before minutes of measuring: a chart that cannot be drawn or written fails now."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "--chart draws with matplotlib, which is not installed here: "
+            "pip install 'manyhands[plot]'"
+        ) from None
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--chart {path}: no folder {folder}")
+
+
 # -- the parser ------------------------------------------------------------------------------
 
 _RUN_EXAMPLES = """\
@@ -427,6 +486,18 @@ _STATUS_EXAMPLES = """\
 examples:
   manyhands status crawl.db            # counts, runs, throughput, slowest items, failures
   manyhands status crawl.db --json     # the same as JSON
+"""
+
+_BENCH_EXAMPLES = """\
+examples:
+  manyhands bench tasks:fetch --input urls.txt --chart bench.png
+  manyhands bench sim.py:simulate --range 200 --sample 40 --json
+  manyhands bench tasks:fetch --input urls.txt --strategies threads,auto --budget 5
+
+It runs the function many times on each sampled input (once per run of each strategy):
+mind its side effects. Strategies: loop (always), auto, threads (a sweep of widths) or
+threads:N, processes or processes:N, lecture (thread-per-item, ThreadPoolExecutor,
+multiprocessing.Pool); asyncio and asyncio.gather for async def functions.
 """
 
 _EXPLAIN_EXAMPLES = """\
@@ -542,6 +613,41 @@ def _parser() -> argparse.ArgumentParser:
     _engine_options(explain)
     explain.add_argument("--json", action="store_true", help="print the decision as JSON")
     explain.set_defaults(handler=_explain)
+
+    bench = commands.add_parser(
+        "bench",
+        help="time the function every way (loop, threads, processes, auto...) and compare",
+        description="Run the function over a sample of the inputs as a loop, on threads of "
+        "several widths, on processes, with auto and with the standard library's forms; "
+        "print which is fastest here and why.",
+        epilog=_BENCH_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _target_and_inputs(bench)
+    bench.add_argument(
+        "--sample", type=int, metavar="N", help="run the first N inputs (default: ~3 s of loop)"
+    )
+    bench.add_argument(
+        "--budget",
+        type=float,
+        metavar="S",
+        help="seconds a run may take before it is stopped (default: 3x the best so far)",
+    )
+    bench.add_argument("--repeats", type=int, default=3, help="runs of each strategy (default: 3)")
+    bench.add_argument(
+        "--strategies", metavar="A,B", help="which to run, comma-separated (default: all)"
+    )
+    bench.add_argument("--chart", metavar="FILE.png", help="write the chart to this file")
+    bench.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    bench_progress = bench.add_mutually_exclusive_group()
+    bench_progress.add_argument(
+        "--progress",
+        action="store_true",
+        default=None,
+        help="a progress bar on stderr (default: when stderr is a terminal)",
+    )
+    bench_progress.add_argument("--no-progress", dest="progress", action="store_false")
+    bench.set_defaults(handler=_bench)
     return parser
 
 

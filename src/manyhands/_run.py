@@ -205,7 +205,9 @@ class Runner:
             yield from execute(
                 self.target(call[2]), *call, listeners=listening, store=store, stop=stop
             )
-            finished = True
+            # Stopped (a closed Executor.map, bench's budget) is not finished: the journal
+            # says so, and a one-call runner stops what still runs.
+            finished = stop is None or not stop()
         finally:
             self._end(store, finished)
 

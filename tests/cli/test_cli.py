@@ -245,7 +245,48 @@ def test_explain_says_where_and_why(folder: Path) -> None:
     assert star.returncode == 0, star.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["status"], ["explain"]])
+def test_bench_prints_the_comparison_writes_the_chart_and_the_json(folder: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = manyhands(
+        folder, "bench", "tasks:add", "--input", "-", "--jsonl", "--star", "--repeats", "1",
+        "--strategies", "threads:2,multiprocessing.Pool", "--chart", "bench.png", "--json",
+        stdin="".join(f"[{x}, {x}]\n" for x in range(6)),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)  # stdout holds the JSON alone
+    assert [s["name"] for s in record["strategies"]] == [
+        "loop",
+        "threads:2",
+        "multiprocessing.Pool",
+    ]
+    assert record["sample"] == 6
+    # --star's wrapper is a module-level class: the standard library's pickle takes it too
+    assert record["strategies"][2]["error"] is None
+    assert (folder / "bench.png").read_bytes()[:4] == b"\x89PNG"
+    assert "chart written to bench.png" in out.stderr
+    table = manyhands(folder, "bench", "tasks:work", "--range", "4", "--sample", "4",
+                      "--repeats", "1", "--strategies", "auto")  # fmt: skip
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.startswith("manyhands.bench: work on 4 items, 1 run of each strategy")
+    assert "fastest: " in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--range", "0"], "items is empty"),
+        (["--range", "5", "--sample", "0"], "sample must be >= 1"),
+        (["--range", "5", "--strategies", "threads,gpu"], "unknown strategy 'gpu'"),
+        (["--range", "5", "--chart", "no/such/folder/c.png"], "--chart no/such/folder/c.png"),
+    ],
+)
+def test_bench_refuses_bad_input(folder: Path, arguments: list[str], message: str) -> None:
+    out = manyhands(folder, "bench", "tasks:work", *arguments)
+    assert out.returncode == 2
+    assert message in out.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["status"], ["explain"], ["bench"]])
 def test_every_command_has_help_with_an_example(folder: Path, command: list[str]) -> None:
     out = manyhands(folder, *command, "--help")
     assert out.returncode == 0
