@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -254,7 +255,31 @@ def _inputs(args: argparse.Namespace) -> Iterable[Any]:
         raise UsageError("no inputs: give --input FILE (- for standard input) or --range N")
     if args.input == "-":
         return _parse(enumerate(sys.stdin, 1), args, "standard input")
+    if not _regular_file(args.input):  # a pipe (bash's <(...)): it can be read only once
+        return _Once(args.input, args)
     return _FileInput(args.input, args)
+
+
+def _regular_file(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # _FileInput's read says what is wrong with it
+
+
+class _Once:
+    """The lines of a pipe or device as items: read once, lazily, as standard input is."""
+
+    def __init__(self, path: str, args: argparse.Namespace) -> None:
+        self._path = path
+        self._args = args
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            with open(self._path, encoding="utf-8", newline="") as lines:
+                yield from _parse(enumerate(lines, 1), self._args, self._path)
+        except OSError as exc:
+            raise UsageError(f"cannot read --input {self._path}: {exc.strerror}") from None
 
 
 class _FileInput:

@@ -245,6 +245,25 @@ def test_explain_says_where_and_why(folder: Path) -> None:
     assert star.returncode == 0, star.stderr
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="a named pipe (FIFO) is POSIX")
+def test_an_input_that_is_a_pipe_is_read_once(folder: Path) -> None:
+    # bash's `--input <(seq 5)` is a pipe: a file read twice (checked, then run) would
+    # give nothing the second time.
+    fifo = folder / "in.fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", f"open({str(fifo)!r}, 'w').write('1\\n2\\n3\\n')"]
+    )
+    try:
+        out = manyhands(folder, "run", "tasks:work", "--input", str(fifo), "--jsonl")
+    finally:
+        writer.wait(timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert [json.loads(line) for line in out.stdout.splitlines()] == [
+        {"index": i, "result": 2 * x} for i, x in enumerate([1, 2, 3])
+    ]
+
+
 def test_bench_prints_the_comparison_writes_the_chart_and_the_json(folder: Path) -> None:
     pytest.importorskip("matplotlib")
     out = manyhands(
