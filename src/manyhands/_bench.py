@@ -8,7 +8,7 @@ time, CPU and peak memory of the process tree (``_bench_meter``). A run past its
 stopped and reported as "more than"; the thread sweep widens while it pays.
 
     bench(fn, items)
-      ├── sample: the loop over the first items, until ~3 s (or sample= items)
+      ├── sample: the loop over the first items, until ~2 s (or sample= items)
       ├── round 1: auto, threads x2, x4, ... (while wider pays), the lecture's forms,
       │            processes x1 .. x CPUs
       ├── rounds 2.. : the same, without what failed or ran past its budget
@@ -37,7 +37,7 @@ from ._system import available_cpus, gil_enabled
 __all__ = ["bench"]
 
 #: Seconds of the loop the default sample aims at ("enough for a few seconds").
-SAMPLE_SECONDS = 3.0
+SAMPLE_SECONDS = 2.0
 #: The default sample's bounds: at least this many items (unless sampling takes too long)...
 MIN_SAMPLE = 4
 #: ... at most this many ...
@@ -82,7 +82,7 @@ def bench(
     workers; the median is reported, with the spread when it is wide.
 
     ``sample``: how many of the first items to run (default: as many as the loop runs in
-    about 3 seconds, at least 4, at most 100,000). ``strategies``: which to run, by name or
+    about 2 seconds, at least 4, at most 100,000). ``strategies``: which to run, by name or
     family: ``"loop"`` (always run: the baseline), ``"auto"``, ``"threads"`` (the sweep) or
     ``"threads:N"``, ``"processes"`` or ``"processes:N"``, ``"lecture"`` (the hand-written
     forms) or one of them (``"thread-per-item"``, ``"ThreadPoolExecutor"``,

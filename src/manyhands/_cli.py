@@ -432,6 +432,9 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    # No journal to close here; and multiprocessing.Pool's forked workers would inherit the
+    # handler, so that its terminate() (a SIGTERM) printed a KeyboardInterrupt in each.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     fn = load_target(args.target)
     items = _inputs(args)
     if args.star:
