@@ -16,6 +16,7 @@ shared, loses none.
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 from functools import partial
@@ -88,6 +89,8 @@ def main() -> None:
     args = parser.parse_args()
     part_one(args.scale, args.chart)
     part_two()
+    notebook = os.path.relpath(os.path.join(os.path.dirname(__file__), "lecture.ipynb"))
+    print(f"\nEvery pattern of the lecture, measured, as a notebook: open {notebook} in Jupyter")
 
 
 if __name__ == "__main__":

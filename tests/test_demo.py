@@ -35,3 +35,4 @@ def test_demo_prints_the_comparison_writes_the_chart_and_loses_no_update(tmp_pat
     assert f"The chart is in {chart}" in out
     assert chart.read_bytes()[:4] == b"\x89PNG"
     assert re.search(r"manyhands, no lock:\s+5000 of 5000 \(0 lost\)", out), out
+    assert re.search(r"open \S*examples/lecture\.ipynb in Jupyter", out), out

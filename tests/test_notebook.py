@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -104,3 +107,31 @@ def test_a_comparison_shows_its_table_and_chart_in_the_notebook(kernel: Any) -> 
     assert shown[-1]["text/plain"].startswith("manyhands.bench: nap on 8 items")
     # progress=True (the default) is a widget here, as map's bar is
     assert any("application/vnd.jupyter.widget-view+json" in d["data"] for d in displays)
+
+
+LECTURE = Path(__file__).parent.parent / "examples" / "lecture.ipynb"
+
+
+def test_the_lecture_notebook_runs_top_to_bottom_and_shows_its_lessons(kernel: Any) -> None:
+    notebook = json.loads(LECTURE.read_text(encoding="utf-8"))
+    cells = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    # committed without outputs: what it shows comes from the run
+    assert all(cell["outputs"] == [] and cell["execution_count"] is None for cell in cells)
+    printed = ""
+    shown: list[dict[str, Any]] = []
+    for cell in cells:
+        text, displays = run_cell(kernel, "".join(cell["source"]))  # each must end "ok"
+        printed += text
+        shown += displays
+    lost = re.search(r"no lock: total (\d+) of 5000, (\d+) updates lost", printed)
+    assert lost is not None, printed
+    assert int(lost.group(2)) > 0  # the race loses updates
+    assert "with a lock: total 5000 of 5000, 0 updates lost" in printed
+    assert "manyhands, no lock: total 5000 of 5000, 0 updates lost" in printed
+    assert "the GIL is " in printed
+    assert "manyhands processes: " in printed  # a function defined in a cell, on processes
+    tables = [d["data"]["text/html"] for d in shown if "<table>" in d["data"].get("text/html", "")]
+    assert len(tables) == 2  # the two comparisons, each with its chart inline
+    assert all('src="data:image/png;base64,' in table for table in tables)
+    assert "fetch_like on 40 items" in tables[0]
+    assert "crunch on 12 items" in tables[1]
