@@ -22,6 +22,7 @@ from ._options import (
     check_fn,
     check_items,
     check_positive_int,
+    check_runs_on,
     default_workers,
     takes_options,
 )
@@ -274,8 +275,10 @@ def _call(
     # (and its "did you mean workers=?").
     allowed = (LAZY_NAMES if lazy else _NAMES) | frozenset(CALL_KEYWORDS)
     run = RunOptions.checked(options, entry=entry, backend=kind, allowed=allowed)
+    call = check_fn(fn)
+    check_runs_on(call, kind)
     return _Call(
-        check_fn(fn),
+        call,
         check_items(items),
         run,
         Runner(kind, workers=workers, settings={kind: settings}, one_call=True),

@@ -33,6 +33,7 @@ __all__ = [
     "Keywords",
     "RunOptions",
     "check_fn",
+    "check_runs_on",
     "check_items",
     "default_workers",
     "takes_options",
@@ -330,6 +331,27 @@ def check_fn(fn: object, name: str = "fn") -> Callable[..., Any]:
             f"function itself, e.g. manyhands.map(work, items), not its result work(x)"
         )
     return fn
+
+
+#: The backends that call ``fn`` without awaiting what it returns.
+_CALLING_BACKENDS = frozenset({"serial", "thread", "process", "dask"})
+
+
+def check_runs_on(fn: Callable[..., Any], backend: str) -> None:
+    """Refuse an ``async def`` function on a backend that would only call it: every
+    result would be an unawaited coroutine (or, from a process, one that cannot travel)."""
+    if backend not in _CALLING_BACKENDS:
+        return
+    from ._core._task import is_coroutine_function
+
+    if is_coroutine_function(fn):
+        name = getattr(fn, "__name__", "fn")
+        raise ArgumentValueError(
+            f"fn={name} is an async def function, and backend={backend!r} calls it without "
+            "awaiting: every result would be an unawaited coroutine. Use backend='asyncio' "
+            "(or 'auto', which runs coroutines on asyncio), or wrap it in a plain function "
+            "that calls asyncio.run"
+        )
 
 
 def check_items(items: object) -> Iterable[Any]:

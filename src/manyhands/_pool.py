@@ -27,6 +27,7 @@ from ._options import (
     check_initializer,
     check_items,
     check_positive_int,
+    check_runs_on,
     takes_options,
 )
 from ._run import Runner, collect, flatten
@@ -299,6 +300,7 @@ class Pool(Executor):
         """One map's results on the pool's workers, every argument checked now."""
         run = self._checked(entry, options, lazy)
         call, inputs = check_fn(fn), check_items(items)
+        check_runs_on(call, self._kind)
         self._check_open()
         return self._runner.chunks((call, mode, inputs, run), listeners=[self._stats])
 
@@ -309,6 +311,7 @@ class Pool(Executor):
 
         run = self._checked(entry, options, False)
         call, inputs = check_fn(fn), check_items(items)
+        check_runs_on(call, self._kind)
         self._check_open()
         runner = self._runner
         if is_coroutine_function(call) or self._kind == "asyncio":

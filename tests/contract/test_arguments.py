@@ -102,3 +102,17 @@ def test_arguments_are_checked_before_any_work_starts() -> None:
     with pytest.raises(mh.ArgumentValueError):
         mh.imap(workloads.square, recording(), chunksize=0)
     assert pulled == []
+
+
+@pytest.mark.parametrize("backend", ["serial", "thread", "process"])
+def test_an_async_function_on_a_backend_that_only_calls_it_is_refused(backend: str) -> None:
+    # Called without being awaited, it would return coroutine objects as its results.
+    words = ["fn=async_sleepy", "async def", f"backend={backend!r}", "backend='asyncio'"]
+    with pytest.raises(mh.ArgumentValueError) as raised:
+        mh.map(workloads.async_sleepy, range(3), backend=backend)
+    assert all(word in str(raised.value) for word in words), str(raised.value)
+    with mh.Pool(backend=backend, workers=1) as pool, pytest.raises(mh.ArgumentValueError):
+        list(pool.imap(workloads.async_sleepy, range(3)))
+    # auto and asyncio await it
+    assert mh.map(workloads.async_sleepy, range(3)) == [0, 1, 2]
+    assert mh.map(workloads.async_sleepy, range(3), backend="asyncio") == [0, 1, 2]
