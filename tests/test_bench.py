@@ -8,6 +8,7 @@ point needs no more, to keep the suite short.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,7 @@ import pytest
 
 import manyhands as mh
 
-from workloads import async_nap, busy, sleepy, square
+from workloads import async_nap, busy, long_in_a_worker, sleepy, square
 
 THREADED = ("threads", "lecture")  # the families whose strategies run on threads
 
@@ -93,6 +94,17 @@ def test_a_run_past_its_budget_is_stopped_and_reported_as_more_than() -> None:
     text = str(comparison)
     assert "> 100 ms" in text
     assert "stopped past the budget (0.1 s)" in text
+
+
+def test_a_stopped_process_strategy_kills_its_workers_rather_than_waiting(
+    tmp_path: Path,
+) -> None:
+    items = [(str(tmp_path), os.getpid())]
+    comparison = mh.bench(long_in_a_worker, items, strategies=["processes:1"], budget=0.3,
+                          repeats=1, progress=False)  # fmt: skip
+    assert comparison.timing("processes:1").over_budget
+    # Its worker was stopped at the budget: the item it ran never reached its end.
+    assert not (tmp_path / "finished").exists()
 
 
 def test_the_table_the_dict_and_the_verdict_agree() -> None:

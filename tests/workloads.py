@@ -380,3 +380,13 @@ async def async_nap(x: int) -> int:
 
     await asyncio.sleep(0.02)
     return x
+
+
+def long_in_a_worker(args: tuple[str, int]) -> int:
+    """Sleeps 1.5 s; marks FOLDER/finished when that sleep ended in a process other than
+    the caller's (whose pid is the second argument)."""
+    folder, caller = args
+    time.sleep(1.5)
+    if os.getpid() != caller:
+        (Path(folder) / "finished").touch()
+    return caller

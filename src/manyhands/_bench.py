@@ -303,9 +303,10 @@ class _Bench:
                 self.sample = _sample_coroutines(self.fn, iter(items))
             else:
                 self.sample = _sample_calls(self.fn, iter(items))
-        except Exception as exc:
+        except BaseException as exc:  # Ctrl-C too: the meter's thread stops with it
             self.meter.stop()
-            _note_loop_failure(exc)
+            if isinstance(exc, Exception):
+                _note_loop_failure(exc)
             raise
         wall = time.perf_counter() - started
         usage = self.meter.stop()
@@ -387,9 +388,8 @@ class _Bench:
             completed = strategy.run(self.fn, self.sample, deadline, decisions)
         except Exception as exc:
             if strategy.family == "loop":
-                self.meter.stop()
                 _note_loop_failure(exc)
-                raise
+                raise  # the meter stops below, as for any end of the run
             slot.error = _one_line(exc)
         finally:
             wall = time.perf_counter() - started

@@ -253,6 +253,24 @@ def test_results_not_yet_delivered_are_written_within_a_moment(tmp_path: Path) -
     assert not consumer.is_alive()
 
 
+def test_an_executor_map_closed_early_is_recorded_as_stopped(tmp_path: Path) -> None:
+    # Pool.map's engine runs on a driver thread and ends through its stop(): that end is a
+    # stop, not the job's finish. Items after the first wait on a gate until it is closed.
+    journal = tmp_path / "run.db"
+    items = [(str(tmp_path), x) for x in range(50)]
+    with mh.Pool(backend="thread", workers=2) as pool:
+        results = pool.map(gated, items, journal=journal)
+        assert next(results) == 0
+        results.close()  # type: ignore[attr-defined]
+        (tmp_path / "open").touch()  # the running items may end now
+    status = mh.journal_status(journal)
+    assert status.state == "stopped"
+    assert 1 <= status.done < 50
+    with mh.Pool(backend="thread", workers=2) as pool:
+        assert list(pool.map(gated, items, journal=journal)) == list(range(50))
+    assert mh.journal_status(journal).state == "finished"
+
+
 def test_a_consumer_that_stops_early_keeps_what_finished(tmp_path: Path) -> None:
     journal = tmp_path / "run.db"
 
