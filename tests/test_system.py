@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 import manyhands as mh
 from manyhands._system import cgroup_cpu_limit, gil_enabled
 
@@ -67,3 +69,14 @@ def test_gil_detection_matches_the_build() -> None:
 
     expected = getattr(sys, "_is_gil_enabled", lambda: True)()
     assert gil_enabled() is expected
+
+
+def test_runnable_seconds_sums_each_threads_cpu_and_run_queue_wait(tmp_path: Path) -> None:
+    from manyhands._system import runnable_seconds
+
+    for tid, line in (("101", "1000000000 500000000 7\n"), ("102", "2000000000 0 3\n")):
+        (tmp_path / tid).mkdir()
+        (tmp_path / tid / "schedstat").write_text(line)
+    (tmp_path / "103").mkdir()  # a thread that ended while the folder was read
+    assert runnable_seconds(str(tmp_path)) == pytest.approx(3.5)
+    assert runnable_seconds(str(tmp_path / "missing")) is None

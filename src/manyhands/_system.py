@@ -6,7 +6,7 @@ import math
 import os
 import sys
 
-__all__ = ["available_cpus", "cgroup_cpu_limit", "gil_enabled"]
+__all__ = ["available_cpus", "cgroup_cpu_limit", "gil_enabled", "runnable_seconds"]
 
 
 def available_cpus() -> int:
@@ -101,3 +101,27 @@ def gil_enabled() -> bool:
     """False on a free-threaded build running with the GIL disabled (3.13t and later)."""
     check = getattr(sys, "_is_gil_enabled", None)
     return True if check is None else bool(check())
+
+
+def runnable_seconds(tasks: str = "/proc/self/task") -> float | None:
+    """Seconds the threads of this process have spent on a CPU or waiting in the run queue
+    for one, summed (Linux's per-thread ``schedstat``); None where the system does not say.
+
+    Under a saturated GIL the thread holding it is always running or runnable, so this grows
+    at one second per second even when other processes take the CPUs from it; its CPU time
+    alone would grow only at the share of a core it gets. Threads that have ended no longer
+    count: a difference of two readings is a lower bound.
+    """
+    try:
+        names = os.listdir(tasks)
+    except OSError:
+        return None
+    total = 0
+    for name in names:
+        try:
+            with open(os.path.join(tasks, name, "schedstat"), "rb") as file:
+                running, waiting = file.read().split()[:2]
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+        total += int(running) + int(waiting)
+    return total / 1e9 if names else None

@@ -45,6 +45,8 @@ class Clock:
     def __init__(self) -> None:
         self.now = 100.0
         self.cpu = 0.0
+        #: Seconds the process's threads ran or waited to run; None: the system does not say.
+        self.runnable: float | None = 0.0
 
     def __call__(self) -> float:
         return self.now
@@ -72,6 +74,7 @@ class Harness:
             clock=self.clock,
             process_time=lambda: self.clock.cpu,
             gil_meter=self.meter,
+            runnable_time=lambda: self.clock.runnable,
         )
         self.started = 0
 
@@ -335,3 +338,32 @@ def test_a_probe_that_ends_during_the_meter_falls_back_to_two_items() -> None:
     first, second = harness.send(), harness.send()
     assert first is not None
     assert second is not None  # two items at once instead
+
+
+@pytest.mark.parametrize("system_says", [True, False])
+def test_threads_for_waiting_work_are_revised_when_the_gil_saturates_on_a_busy_machine(
+    system_says: bool,
+) -> None:
+    # Two other processes take the CPUs: the GIL-bound items get 60% of a core, so the
+    # process's CPU grows at 0.6 s a second while a thread of it always runs or waits to.
+    harness = Harness(total=200)
+    if not system_says:
+        harness.clock.runnable = None
+    probe = harness.send()
+    assert probe is not None
+    harness.finish(probe, wall=0.05, cpu=0.0005)  # the first items wait
+    assert harness.plan.decisions[-1].backend == "thread"
+    for _ in range(10):  # then each computes 30 ms, in 50 ms of wall
+        item = harness.send()
+        assert item is not None
+        harness.clock.cpu += 0.03
+        if harness.clock.runnable is not None:
+            harness.clock.runnable += 0.05
+        harness.finish(item, wall=0.05, cpu=0.03)
+        harness.plan.tick(harness.clock.now)
+    made = [(d.backend, d.revised) for d in harness.plan.decisions]
+    if system_says:
+        assert len(made) == 2, made
+        assert made[1] in [("process", True), ("serial", True)]
+    else:  # 60% of a core is not a saturated GIL by the CPU clock alone
+        assert made == [("thread", False)]

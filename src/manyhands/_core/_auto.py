@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from .._system import runnable_seconds
 from . import _log
 from ._concurrency import ConcurrencyController, littles_law_width
 from ._decision import (
@@ -149,6 +150,7 @@ class AutoPlan:
         process_time: Callable[[], float] = time.process_time,
         gil_meter: Callable[[float, int | None], GilMeter] | None = None,
         thread_cpu: Callable[[int | None], float | None] | None = None,
+        runnable_time: Callable[[], float | None] = runnable_seconds,
     ) -> None:
         self.decisions: list[Decision] = []
         self._job = job
@@ -158,6 +160,7 @@ class AutoPlan:
         self._machine = machine_ or machine()
         self._clock = clock
         self._process_time = process_time
+        self._runnable_time = runnable_time
         self._gil_meter = gil_meter or GilMeter
         self._thread_cpu = thread_cpu or _thread_cpu
         #: Chunks sent to threads and not finished, oldest first (a dict used as an ordered set).
@@ -185,6 +188,7 @@ class AutoPlan:
         # Since the decision in force: items done, their wall and CPU seconds, where.
         self._since = 0.0
         self._since_cpu = 0.0
+        self._since_runnable: float | None = None
         self._done = 0
         self._busy = 0.0
         self._cpu = 0.0
@@ -497,6 +501,8 @@ class AutoPlan:
         self._phase = decision.backend
         self._since = now
         self._since_cpu = self._process_time()
+        waiting_threads = decision.backend == "thread" and decision.workers is None
+        self._since_runnable = self._runnable_time() if waiting_threads else None
         self._next_review = now + REVIEW_AFTER
         self._done = 0
         self._busy = self._cpu = 0.0
@@ -557,6 +563,10 @@ class AutoPlan:
             started = done + self._in_flight.get("thread", 0) / 2
             per_item = (self._process_time() - self._since_cpu) / started
             best = self._best_wall or wall
+            if per_item >= COMPUTING_SHARE * best and cpu_rate < GIL_SATURATED:
+                # Other processes may be taking the CPUs from this one: then the GIL is
+                # saturated when a thread of ours always runs or waits to (Linux says).
+                cpu_rate = max(cpu_rate, self._runnable_rate(elapsed))
             if cpu_rate >= GIL_SATURATED and per_item >= COMPUTING_SHARE * best:
                 # The GIL is the limit, and an item computes a good part of its fastest time
                 # (a request waiting 50 ms computes 1% of it: processes would not help).
@@ -568,6 +578,15 @@ class AutoPlan:
             return
         self._revisions += 1
         self._adopt(revision)
+
+    def _runnable_rate(self, elapsed: float) -> float:
+        """Seconds per second the process's threads ran or waited to run since the decision
+        in force (0.0 where the system does not say)."""
+        since = self._since_runnable
+        now = self._runnable_time() if since is not None else None
+        if since is None or now is None or elapsed <= 0:
+            return 0.0
+        return (now - since) / elapsed
 
     # -- limits --------------------------------------------------------------------------
 
