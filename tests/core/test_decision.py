@@ -113,6 +113,20 @@ def test_shipping_large_items_costs_more_than_it_saves() -> None:
     assert decision.backend == "serial"
 
 
+def test_a_function_closing_over_big_data_costs_each_worker_its_size() -> None:
+    # 32 items of 60 ms on 2 CPUs pay for processes, unless each must first receive the
+    # 400 MB array the function closes over (at 1 GB/s: 0.84 s for two).
+    work = evidence(
+        seconds_per_item=0.06, cpu_per_item=0.06, items=32, cpus=2, process_start=0.15,
+        transfer_rate=1e9,
+    )  # fmt: skip
+    assert decide(work).backend == "process"
+    heavy = decide(work._replace(function_bytes=400 * 2**20))
+    assert heavy.backend == "serial"
+    assert "sending the function, 400 MB" in heavy.reasons[-1]
+    assert heavy.evidence["function_bytes"] == 400 * 2**20
+
+
 def test_free_threaded_python_uses_threads_for_cpu_work() -> None:
     decision = decide(evidence(cpu_per_item=0.05, gil_enabled=False))
     assert decision.backend == "thread"

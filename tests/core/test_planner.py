@@ -367,3 +367,46 @@ def test_threads_for_waiting_work_are_revised_when_the_gil_saturates_on_a_busy_m
         assert made[1] in [("process", True), ("serial", True)]
     else:  # 60% of a core is not a saturated GIL by the CPU clock alone
         assert made == [("thread", False)]
+
+
+def test_sizing_a_pickle_copies_no_large_buffer() -> None:
+    import tracemalloc
+
+    from manyhands._core._auto import pickled_size
+
+    data = bytearray(64 * 2**20)
+
+    def reads(x: int) -> int:
+        return len(data) + x
+
+    tracemalloc.start()
+    try:
+        size = pickled_size(reads)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert size is not None
+    assert 64 * 2**20 < size < 64 * 2**20 + 64 * 2**10  # the buffer, counted, and the code
+    assert peak < 4 * 2**20  # not copied (a copy is 64 MB)
+    import threading
+
+    assert pickled_size(threading.Lock()) is None  # cannot be pickled at all
+
+
+def test_sizing_a_pickle_counts_out_of_band_arrays_without_copying() -> None:
+    np = pytest.importorskip("numpy")  # a benchmark dependency
+    import tracemalloc
+
+    from manyhands._core._auto import pickled_size
+
+    array = np.ones(8 * 2**20)  # 64 MB
+
+    tracemalloc.start()
+    try:
+        size = pickled_size(lambda x: array[x])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert size is not None
+    assert size >= array.nbytes
+    assert peak < 4 * 2**20

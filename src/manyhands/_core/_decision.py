@@ -79,6 +79,9 @@ class Evidence(NamedTuple):
     #: How many items the times are the mean of: one item of a few microseconds, measured
     #: alone and cold, says little about its cost in a loop.
     samples: int = 1
+    #: Pickled size of the function with everything it reaches (its closure's arrays...):
+    #: each worker process receives it once.
+    function_bytes: int = 0
 
     @property
     def start_cost(self) -> float:
@@ -108,6 +111,7 @@ class Evidence(NamedTuple):
                 "transfer_bytes_per_second": self.transfer_rate,
                 "threads_scale": self.threads_scale,
                 "samples": self.samples,
+                "function_bytes": self.function_bytes,
             }
         )
 
@@ -257,7 +261,10 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
     # The caller's thread runs items until the workers are ready: a start-up delays the gain
     # (the workers run less of the job), it does not stall it.
     start = evidence.start_cost
-    parallel_time = start + items * (cpu / count + shipping)
+    # Each worker receives the function once, with all it reaches (a closure over a 400 MB
+    # array is 400 MB per worker).
+    sending = count * evidence.function_bytes / evidence.transfer_rate
+    parallel_time = start + sending + items * (cpu / count + shipping)
     if count > 1 and parallel_time < MARGIN * serial_time:
         return made(
             "process",
@@ -268,13 +275,20 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
             f"{_time(serial_time)} in one thread",
         )
     measured = "measured" if evidence.process_start is not None else "not measured yet"
+    function = (
+        f"; sending the function, {evidence.function_bytes / 2**20:.0f} MB with what it "
+        f"reaches, to each: {_time(sending)}"
+        if sending >= 0.1 * parallel_time
+        else ""
+    )
     return made(
         "serial",
         1,
         0.01,
         first,
         f"processes would take about {_time(parallel_time)} (start-up {_time(start)}, "
-        f"{measured}; shipping {_time(shipping)} an item) against {_time(serial_time)} here",
+        f"{measured}; shipping {_time(shipping)} an item{function}) against "
+        f"{_time(serial_time)} here",
     )
 
 
