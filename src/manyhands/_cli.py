@@ -438,7 +438,7 @@ def _bench(args: argparse.Namespace) -> int:
     fn = load_target(args.target)
     items = _inputs(args)
     if args.star:
-        fn = _Starred(fn)
+        fn = _starred(fn)
     strategies = None
     if args.strategies is not None:
         strategies = [name.strip() for name in args.strategies.split(",") if name.strip()]
@@ -463,6 +463,21 @@ def _bench(args: argparse.Namespace) -> int:
         comparison.plot(args.chart)
         print(f"manyhands bench: chart written to {args.chart}", file=sys.stderr)
     return EXIT_OK
+
+
+def _starred(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(*arguments)`` for each item, an ``async def`` one if ``fn`` is one (bench runs
+    coroutine functions on event loops only, in this process)."""
+    import inspect
+
+    if not inspect.iscoroutinefunction(fn):
+        return _Starred(fn)
+
+    async def starred(arguments: Any) -> Any:
+        return await fn(*arguments)
+
+    starred.__name__ = starred.__qualname__ = getattr(fn, "__name__", "fn")
+    return starred
 
 
 class _Starred:

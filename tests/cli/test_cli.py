@@ -42,6 +42,9 @@ TASKS = textwrap.dedent(
     def add(a, b):
         return a + b
 
+    async def later(a, b):
+        return a + b
+
     def crash(x):
         if x == 2:
             os._exit(3)
@@ -288,6 +291,18 @@ def test_bench_prints_the_comparison_writes_the_chart_and_the_json(folder: Path)
     assert table.returncode == 0, table.stderr
     assert table.stdout.startswith("manyhands.bench: work on 4 items, 1 run of each strategy")
     assert "fastest: " in table.stdout
+
+
+def test_bench_star_awaits_an_async_target(folder: Path) -> None:
+    out = manyhands(folder, "bench", "tasks:later", "--input", "-", "--jsonl", "--star",
+                    "--repeats", "1", "--json", stdin="[1, 2]\n[3, 4]\n")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)
+    assert [s["name"] for s in record["strategies"]] == [
+        "loop", "auto", "asyncio", "asyncio.gather"
+    ]  # fmt: skip
+    assert all(s["error"] is None for s in record["strategies"])
+    assert "never awaited" not in out.stderr
 
 
 @pytest.mark.parametrize(
