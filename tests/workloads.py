@@ -390,3 +390,8 @@ def long_in_a_worker(args: tuple[str, int]) -> int:
     if os.getpid() != caller:
         (Path(folder) / "finished").touch()
     return caller
+
+
+def environment(name: str) -> str | None:
+    """The value of the environment variable ``name`` where this runs."""
+    return os.environ.get(name)

@@ -221,8 +221,13 @@ def decide(
         total = known_length(items)
         chosen = workers or default_workers(kind)
         chosen = chosen if total is None else max(1, min(chosen, total))
-        reason = f"backend={kind!r} was given"
-        return Decision(kind, chosen, options.chunksize or 1, (reason,))
+        reasons: tuple[str, ...] = (f"backend={kind!r} was given",)
+        if kind == "process":
+            from ._core._decision import inner_threads_reason
+            from ._system import available_cpus
+
+            reasons += (inner_threads_reason(chosen, available_cpus()),)
+        return Decision(kind, chosen, options.chunksize or 1, reasons)
     backends = Backends()
     try:
         decision = decide_only(auto_target(backends, workers), fn, items, options)

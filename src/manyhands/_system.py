@@ -6,7 +6,13 @@ import math
 import os
 import sys
 
-__all__ = ["available_cpus", "cgroup_cpu_limit", "gil_enabled", "runnable_seconds"]
+__all__ = [
+    "available_cpus",
+    "cgroup_cpu_limit",
+    "gil_enabled",
+    "inner_threads",
+    "runnable_seconds",
+]
 
 
 def available_cpus() -> int:
@@ -125,3 +131,9 @@ def runnable_seconds(tasks: str = "/proc/self/task") -> float | None:
             continue  # ended meanwhile
         total += int(running) + int(waiting)
     return total / 1e9 if names else None
+
+
+def inner_threads(workers: int, cpus: int | None = None) -> int:
+    """Threads each of ``workers`` worker processes may give its native libraries (BLAS,
+    OpenMP) so that workers x threads <= the CPUs (default: those this process may use)."""
+    return max(1, (cpus if cpus is not None else available_cpus()) // max(1, workers))

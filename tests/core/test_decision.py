@@ -92,7 +92,8 @@ def test_cpu_bound_work_goes_to_processes() -> None:
     assert decision.backend == "process"
     assert decision.workers == 4
     assert any("CPU-bound" in reason for reason in decision.reasons)
-    assert decision.reasons[-1].startswith("4 processes: about ")
+    assert decision.reasons[-2].startswith("4 processes: about ")
+    assert decision.reasons[-1].startswith("BLAS and OpenMP get 1 thread in each process")
     assert decide(evidence(cpu_per_item=0.049), workers=3).workers == 3
 
 
@@ -125,6 +126,14 @@ def test_a_function_closing_over_big_data_costs_each_worker_its_size() -> None:
     assert heavy.backend == "serial"
     assert "sending the function, 400 MB" in heavy.reasons[-1]
     assert heavy.evidence["function_bytes"] == 400 * 2**20
+
+
+def test_a_process_decision_says_what_blas_and_openmp_get_in_each() -> None:
+    decision = decide(evidence(seconds_per_item=0.06, cpu_per_item=0.06, cpus=8))
+    assert decision.backend == "process"
+    assert "BLAS and OpenMP get 1 thread in each process (8 x 1 <= 8 CPUs)" in decision.reasons[-1]
+    two = decide(evidence(seconds_per_item=0.06, cpu_per_item=0.06, cpus=8), workers=4)
+    assert "get 2 threads in each process (4 x 2 <= 8 CPUs)" in two.reasons[-1]
 
 
 def test_free_threaded_python_uses_threads_for_cpu_work() -> None:

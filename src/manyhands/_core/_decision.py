@@ -27,9 +27,18 @@ import math
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from .._system import inner_threads
 from ._records import NamedTuple
 
-__all__ = ["ASYNC_TASKS", "IO_THREAD_CAP", "UNMEASURED_START", "Decision", "Evidence", "decide"]
+__all__ = [
+    "ASYNC_TASKS",
+    "IO_THREAD_CAP",
+    "UNMEASURED_START",
+    "Decision",
+    "Evidence",
+    "decide",
+    "inner_threads_reason",
+]
 
 #: CPU time over wall time below which a function counts as mostly waiting.
 WAITING_RATIO = 0.5
@@ -171,6 +180,8 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
 
     def made(backend: str, count: int | None, target: float, *reasons: str) -> Decision:
         size = 1 if wall <= 0 else max(1, min(8192, int(target / max(wall, 1e-9))))
+        if backend == "process" and count is not None:
+            reasons = (*reasons, inner_threads_reason(count, evidence.cpus))
         return Decision(backend, count, size, reasons, facts, revised)
 
     if evidence.coroutine:
@@ -289,6 +300,16 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
         f"processes would take about {_time(parallel_time)} (start-up {_time(start)}, "
         f"{measured}; shipping {_time(shipping)} an item{function}) against "
         f"{_time(serial_time)} here",
+    )
+
+
+def inner_threads_reason(workers: int, cpus: int) -> str:
+    """What worker processes' native libraries may start (``backends._limits`` sets it)."""
+    threads = inner_threads(workers, cpus)
+    plural = "thread" if threads == 1 else "threads"
+    return (
+        f"BLAS and OpenMP get {threads} {plural} in each process ({workers} x {threads} <= "
+        f"{cpus} CPUs), unless OMP_NUM_THREADS and the like are set in your environment"
     )
 
 

@@ -58,7 +58,7 @@ from .._errors import (
     PoolClosedError,
     WorkerCrashed,
 )
-from . import _output, _worker, _worker_logs, shutdown_elsewhere
+from . import _limits, _output, _worker, _worker_logs, shutdown_elsewhere
 from ._pickling import decode_outcome, pickle_function, pickle_items
 from ._wire import receive, send
 
@@ -277,12 +277,15 @@ class ProcessBackend:
         ours, theirs = socket.socketpair()
         header: dict[str, Any] = {"sys_path": list(sys.path), "name": name}
         command = [sys.executable, "-c", _worker.BOOTSTRAP, _PACKAGE_PARENT]
+        # BLAS and OpenMP threads: workers x threads <= CPUs, unless the caller set them.
+        environment = _limits.worker_environment(self._max_workers)
         if sys.platform == "win32":
             # Its own process group: a console Ctrl-C reaches only the caller (as below).
             proc = subprocess.Popen(
                 command,
                 stdin=subprocess.PIPE,
                 creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,
+                env=environment,
             )
             header["share"] = theirs.share(proc.pid)
         else:
@@ -297,6 +300,7 @@ class ProcessBackend:
                 stderr=subprocess.PIPE,
                 pass_fds=(theirs.fileno(),),
                 start_new_session=True,
+                env=environment,
             )
             header["fd"] = theirs.fileno()
         theirs.close()
