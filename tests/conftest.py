@@ -122,15 +122,34 @@ class DaskCluster:
 
     def stop(self) -> None:
         """The scheduler first: the workers then exit at once, unless a nanny of theirs has
-        restarted its worker, which made one linger for 10 s: its process group is killed."""
+        restarted its worker, which made one linger for 10 s: its process group is killed,
+        all but multiprocessing's resource tracker, which then removes the named semaphores
+        a killed worker left in /dev/shm (killed with the rest, it left 6 per such test)."""
         for number, proc in enumerate(self.procs):
             proc.terminate()
             try:
                 proc.wait(timeout=10 if number == 0 else 1)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # its own session: pgid == pid
+                _kill_group_but_its_tracker(proc.pid)  # its own session: pgid == pid
                 proc.wait()
         self.log.close()
+
+
+def _kill_group_but_its_tracker(pgid: int) -> None:
+    """SIGKILL every process of the group but a resource tracker, then wait for that one: it
+    ignores SIGTERM and exits, unlinking what the dead registered, once they are all gone."""
+    trackers = []
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(process.pid) != pgid:
+                continue
+            if "resource_tracker" in " ".join(process.info["cmdline"] or ()):
+                trackers.append(process)
+            else:
+                process.kill()
+    psutil.wait_procs(trackers, timeout=10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)  # anything still there
 
 
 @pytest.fixture(scope="session")
