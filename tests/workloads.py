@@ -395,3 +395,47 @@ def long_in_a_worker(args: tuple[str, int]) -> int:
 def environment(name: str) -> str | None:
     """The value of the environment variable ``name`` where this runs."""
     return os.environ.get(name)
+
+
+class Blob:
+    """A buffer that pickles out of band under protocol 5, as a numpy array does."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        import pickle
+
+        if protocol >= 5:
+            return Blob, (pickle.PickleBuffer(self.data),)
+        return Blob, (bytes(self.data),)
+
+
+def reads_blob(blob: Blob) -> Any:
+    """A function whose closure holds ``blob``: for each item, what its worker sees of it."""
+
+    def read(x: int) -> tuple[str, str, int, int]:
+        data = blob.data
+        holder = type(getattr(data, "obj", data)).__name__
+        return type(data).__name__, holder, zlib.crc32(data), os.getpid()
+
+    return read
+
+
+def writes_blob(blob: Blob) -> Any:
+    """Writes the item's value into the first byte of ``blob``; returns what it then reads."""
+
+    def write(x: int) -> int:
+        blob.data[0] = x
+        return int(blob.data[0])
+
+    return write
+
+
+def reads_blob_then_dies_on(blob: Blob, bad: int) -> Any:
+    def read(x: int) -> int:
+        if x == bad:
+            os._exit(3)
+        return zlib.crc32(blob.data)
+
+    return read

@@ -7,12 +7,22 @@ import os
 import sys
 
 __all__ = [
+    "LARGE_BUFFER",
+    "SHARES_BUFFERS",
     "available_cpus",
     "cgroup_cpu_limit",
     "gil_enabled",
     "inner_threads",
     "runnable_seconds",
 ]
+
+
+#: Whether worker processes can be handed file descriptors over their (Unix) sockets: then
+#: large buffers a function reaches are shared with them, not copied (``backends._shared``).
+#: Every POSIX Python this package runs on has ``socket.send_fds``; Windows has neither.
+SHARES_BUFFERS = sys.platform != "win32"
+#: Buffers from this size on travel to worker processes through shared memory.
+LARGE_BUFFER = 1 << 20
 
 
 def available_cpus() -> int:

@@ -401,12 +401,17 @@ def test_sizing_a_pickle_counts_out_of_band_arrays_without_copying() -> None:
 
     array = np.ones(8 * 2**20)  # 64 MB
 
+    shared: list[int] = []
     tracemalloc.start()
     try:
-        size = pickled_size(lambda x: array[x])
+        size = pickled_size(lambda x: array[x], shared)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert size is not None
     assert size >= array.nbytes
     assert peak < 4 * 2**20
+    from manyhands._system import SHARES_BUFFERS
+
+    # written once into shared memory for every worker, where descriptors can travel
+    assert shared == [array.nbytes if SHARES_BUFFERS else 0]

@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .._system import runnable_seconds
+from .._system import LARGE_BUFFER, SHARES_BUFFERS, runnable_seconds
 from . import _log
 from ._concurrency import ConcurrencyController, littles_law_width
 from ._decision import (
@@ -186,6 +186,7 @@ class AutoPlan:
         self._picklable: bool | None = None
         self._item_bytes: int | None = None
         self._function_bytes = 0
+        self._shared_bytes = 0
         # Since the decision in force: items done, their wall and CPU seconds, where.
         self._since = 0.0
         self._since_cpu = 0.0
@@ -474,15 +475,18 @@ class AutoPlan:
             threads_scale=scale,
             samples=samples,
             function_bytes=function_bytes,
+            shared_bytes=self._shared_bytes if candidate and pickle else 0,
         )
 
     def _pickling(self) -> tuple[bool, int | None, int]:
         """Whether the function pickles, and the bytes of an item and of the function."""
         if self._picklable is None:
             with prompt_gil():  # imports cloudpickle, perhaps beside a running item
-                function_bytes = pickled_size(self._job.fn)
+                shared: list[int] = []
+                function_bytes = pickled_size(self._job.fn, shared)
                 self._picklable = function_bytes is not None
-                self._function_bytes = function_bytes or 0
+                self._shared_bytes = sum(shared)
+                self._function_bytes = (function_bytes or 0) - self._shared_bytes
                 self._item_bytes = pickled_size(self._probe_item)
         return self._picklable, self._item_bytes, self._function_bytes
 
@@ -748,12 +752,7 @@ class GilMeter:
             self.rate = (time.thread_time() - own + other_now - other) / wall
 
 
-#: Bytes from which a ``bytes`` or ``bytearray`` is counted by its length, not copied, when
-#: the planner sizes a pickle.
-LARGE_BUFFER = 1 << 20
-
-
-def pickled_size(value: object) -> int | None:
+def pickled_size(value: object, shared: list[int] | None = None) -> int | None:
     """Bytes ``value`` takes pickled as processes would receive it; None if it cannot be.
 
     Nothing large is copied to find out: the pickle is written to a counter, not kept;
@@ -761,6 +760,10 @@ def pickled_size(value: object) -> int | None:
     gives ``pickle.PickleBuffer``) and large ``bytes``/``bytearray`` are counted by their
     size. A function closing over a 400 MB array costs the probe a walk of its objects, not
     a 400 MB copy (it cost 1 s and 400 MB before).
+
+    ``shared``: given a list, gets the bytes that would reach worker processes through
+    shared memory, written once for all of them (out-of-band buffers of ``LARGE_BUFFER``
+    bytes or more, where ``SHARES_BUFFERS``); the size returned includes them.
     """
     import cloudpickle
 
@@ -775,13 +778,18 @@ def pickled_size(value: object) -> int | None:
 
     def out_of_band(buffer: Any) -> None:
         with memoryview(buffer) as view:
-            counter.out_of_band += view.nbytes
+            if SHARES_BUFFERS and view.nbytes >= LARGE_BUFFER and view.contiguous:
+                counter.shared += view.nbytes
+            else:
+                counter.out_of_band += view.nbytes
 
     try:
         Sizer(counter, protocol=5, buffer_callback=out_of_band).dump(value)
     except Exception:
         return None
-    return counter.written + counter.out_of_band
+    if shared is not None:
+        shared.append(counter.shared)
+    return counter.written + counter.out_of_band + counter.shared
 
 
 class _Counter:
@@ -790,6 +798,7 @@ class _Counter:
     def __init__(self) -> None:
         self.written = 0
         self.out_of_band = 0
+        self.shared = 0
 
     def write(self, data: Any) -> int:
         with memoryview(data) as view:

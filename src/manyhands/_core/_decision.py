@@ -50,6 +50,10 @@ FEW_SAMPLES = 100
 MARGIN = 0.8
 #: Assumed items when the input has no length (a generator): enough to reward parallelism.
 UNKNOWN_LENGTH = 1000
+#: Copies of the data that the measured transfer rate stands for: a pickle round trip
+#: (``dumps`` and ``loads``, timed by ``_machine``) and as much again for the socket. Buffers
+#: shared with the workers are copied once, into shared memory.
+COPIES_PER_TRANSFER = 4
 #: Thread concurrency cap for waiting work when ``workers`` is not given.
 IO_THREAD_CAP = 1024
 #: Concurrent coroutines when ``workers`` is not given.
@@ -89,8 +93,11 @@ class Evidence(NamedTuple):
     #: alone and cold, says little about its cost in a loop.
     samples: int = 1
     #: Pickled size of the function with everything it reaches (its closure's arrays...):
-    #: each worker process receives it once.
+    #: each worker process receives it once...
     function_bytes: int = 0
+    #: ... but for these bytes of it, large buffers written once into shared memory and
+    #: mapped by every worker.
+    shared_bytes: int = 0
 
     @property
     def start_cost(self) -> float:
@@ -121,6 +128,7 @@ class Evidence(NamedTuple):
                 "threads_scale": self.threads_scale,
                 "samples": self.samples,
                 "function_bytes": self.function_bytes,
+                "shared_bytes": self.shared_bytes,
             }
         )
 
@@ -272,9 +280,10 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
     # The caller's thread runs items until the workers are ready: a start-up delays the gain
     # (the workers run less of the job), it does not stall it.
     start = evidence.start_cost
-    # Each worker receives the function once, with all it reaches (a closure over a 400 MB
-    # array is 400 MB per worker).
-    sending = count * evidence.function_bytes / evidence.transfer_rate
+    # Each worker receives the function once, with all it reaches that is not shared (a
+    # closure over 400 MB of bytes is 400 MB per worker); shared buffers are copied once.
+    sent = count * evidence.function_bytes + evidence.shared_bytes / COPIES_PER_TRANSFER
+    sending = sent / evidence.transfer_rate
     parallel_time = start + sending + items * (cpu / count + shipping)
     if count > 1 and parallel_time < MARGIN * serial_time:
         return made(
@@ -287,8 +296,8 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
         )
     measured = "measured" if evidence.process_start is not None else "not measured yet"
     function = (
-        f"; sending the function, {evidence.function_bytes / 2**20:.0f} MB with what it "
-        f"reaches, to each: {_time(sending)}"
+        f"; sending the function, {(evidence.function_bytes + evidence.shared_bytes) / 2**20:.0f}"
+        f" MB with what it reaches: {_time(sending)}"
         if sending >= 0.1 * parallel_time
         else ""
     )

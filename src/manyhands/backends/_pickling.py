@@ -10,9 +10,9 @@ import pickle
 
 from .._core._task import Chunk, ChunkOutcome, ItemError
 from .._errors import SerializationError, callable_name, short_repr
-from . import _worker
+from . import _shared, _worker
 
-__all__ = ["decode_outcome", "pickle_function", "pickle_items"]
+__all__ = ["decode_outcome", "pickle_function", "pickle_items", "pickle_shared_function"]
 
 
 def pickle_function(obj: object, fn: object, *, what: str) -> bytes:
@@ -21,14 +21,26 @@ def pickle_function(obj: object, fn: object, *, what: str) -> bytes:
     try:
         data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
-        raise SerializationError(
-            f"the {what} {callable_name(fn)} cannot be pickled to send it to worker processes: "
-            f"{type(exc).__name__}: {exc}. It probably holds (or its closure or globals hold) "
-            "a lock, an open file, a connection or a generator: create such objects inside the "
-            "function or in initializer=, or use backend='thread'",
-            what=what,
-        ) from exc
+        raise _unpicklable(fn, what, exc) from exc
     return data
+
+
+def pickle_shared_function(fn: object) -> _shared.Payload:
+    """``fn`` pickled for worker processes, its large buffers in shared memory (``_shared``)."""
+    try:
+        return _shared.dumps(fn)
+    except Exception as exc:
+        raise _unpicklable(fn, "function", exc) from exc
+
+
+def _unpicklable(fn: object, what: str, exc: Exception) -> SerializationError:
+    return SerializationError(
+        f"the {what} {callable_name(fn)} cannot be pickled to send it to worker processes: "
+        f"{type(exc).__name__}: {exc}. It probably holds (or its closure or globals hold) "
+        "a lock, an open file, a connection or a generator: create such objects inside the "
+        "function or in initializer=, or use backend='thread'",
+        what=what,
+    )
 
 
 def pickle_items(chunk: Chunk) -> bytes:

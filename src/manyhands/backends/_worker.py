@@ -35,6 +35,7 @@ import threading
 
 from .._core._task import ChunkOutcome, ItemError, run_chunk
 from .._errors import SerializationError
+from . import _shared
 from ._output import LineWriter, Running
 from ._wire import receive, send
 from ._worker_logs import Forwarder
@@ -196,9 +197,10 @@ def _detach_stdin() -> None:
 def _receive(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]]) -> None:
     try:
         while True:
-            message = pickle.loads(receive(sock))
+            fds: list[int] = []  # a new function's shared buffers come as a descriptor
+            message = pickle.loads(receive(sock, fds if _shared.SHARING else None))
             if message[0] == "run":
-                message = (*message, receive(sock))
+                message = (*message, receive(sock), fds)
             inbox.put(message)
     except (EOFError, OSError):
         # The parent closed its end: it is gone, or it killed this worker's work. Either
@@ -233,7 +235,7 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
         if message[0] == "stop":
             return
         (_, ticket, fn_key, fn_payload, mode, stop_on_error, timed, first, levels, output,
-         body) = message  # fmt: skip
+         body, fds) = message  # fmt: skip
         if levels is not None:  # a new job's: the caller's levels at its start
             logs.apply(levels)
         if output is not None:  # a new job's ``output=``: "inherit" writes to the descriptors
@@ -243,7 +245,7 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
         made: list[Any] = []
         with Running(first, made, name):  # the item that logs or prints, for the caller
             results, meta = run_encoded(
-                lambda: _function(functions, fn_key, fn_payload),  # noqa: B023  (called now)
+                lambda: _function(functions, fn_key, fn_payload, fds),  # noqa: B023  (called now)
                 mode,
                 body,
                 stop_on_error=stop_on_error,
@@ -311,7 +313,10 @@ def run_encoded(
 
 
 def _function(
-    cache: dict[int, Callable[..., Any]], key: int, payload: bytes | None
+    cache: dict[int, Callable[..., Any]],
+    key: int,
+    payload: tuple[bytes, tuple[tuple[int, int], ...]] | None,
+    fds: list[int],
 ) -> Callable[..., Any]:
     # ``cache`` is kept in least-recently-used order (dicts keep insertion order), exactly as
     # the parent's mirror of it.
@@ -319,17 +324,23 @@ def _function(
         cached = cache.pop(key)
         cache[key] = cached
         return cached
-    fn = unpickle_function(payload)
+    data, spans = payload
+    fn = unpickle_function(data, spans, fds)
     cache[key] = fn
     if len(cache) > FUNCTION_CACHE_SIZE:
         del cache[next(iter(cache))]
     return fn
 
 
-def unpickle_function(payload: bytes | bytearray) -> Callable[..., Any]:
-    """The function of a job, as the caller pickled it; raises ``SerializationError``."""
+def unpickle_function(
+    payload: bytes | bytearray,
+    spans: tuple[tuple[int, int], ...] = (),
+    fds: list[int] | None = None,
+) -> Callable[..., Any]:
+    """The function of a job, as the caller pickled it (its shared buffers mapped from
+    ``fds``, ``_shared``); raises ``SerializationError``."""
     try:
-        fn: Callable[..., Any] = pickle.loads(payload)
+        fn: Callable[..., Any] = _shared.loads(payload, spans, fds or [])
     except Exception as exc:
         raise SerializationError(
             f"the function could not be unpickled in the worker process: "

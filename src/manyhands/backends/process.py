@@ -58,8 +58,8 @@ from .._errors import (
     PoolClosedError,
     WorkerCrashed,
 )
-from . import _limits, _output, _worker, _worker_logs, shutdown_elsewhere
-from ._pickling import decode_outcome, pickle_function, pickle_items
+from . import _limits, _output, _shared, _worker, _worker_logs, shutdown_elsewhere
+from ._pickling import decode_outcome, pickle_function, pickle_items, pickle_shared_function
 from ._wire import receive, send
 
 __all__ = ["ProcessBackend"]
@@ -77,7 +77,7 @@ class _Sent:
 
     __slots__ = ("chunk", "fn_payload", "lines", "nbytes")
 
-    def __init__(self, chunk: Chunk, fn_payload: bytes, nbytes: int) -> None:
+    def __init__(self, chunk: Chunk, fn_payload: _shared.Payload, nbytes: int) -> None:
         self.chunk = chunk
         self.fn_payload = fn_payload
         #: The pickled size of its items (not the bytes: megabytes, needed again only if the
@@ -149,11 +149,13 @@ class ProcessBackend:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         #: (ticket, chunk, pickled function, pickled items) not yet sent to a worker.
-        self._pending: deque[tuple[int, Chunk, bytes, bytes]] = deque()
+        self._pending: deque[tuple[int, Chunk, _shared.Payload, bytes]] = deque()
         self._workers: dict[socket.socket, _Worker] = {}
         self._spawned = itertools.count(1)
         self._tickets = itertools.count()
-        self._payloads: OrderedDict[int, bytes] = OrderedDict()
+        #: Each recent job's pickled function (its large buffers in shared memory): a worker
+        #: that starts later, or replaces one that died, is sent it too.
+        self._payloads: OrderedDict[int, _shared.Payload] = OrderedDict()
         self._broken: ItemError | None = None
         self._closing = False
         self._killing = False
@@ -190,13 +192,13 @@ class ProcessBackend:
                 return
         chunk.complete(ChunkOutcome([], [broken], 0.0, 0.0, "process"))
 
-    def _function_payload(self, job: Job) -> bytes:
+    def _function_payload(self, job: Job) -> _shared.Payload:
         with self._lock:
             payload = self._payloads.get(job.key)
             if payload is not None:
                 self._payloads.move_to_end(job.key)
                 return payload
-        payload = pickle_function(job.fn, job.fn, what="function")
+        payload = pickle_shared_function(job.fn)
         with self._lock:
             self._payloads[job.key] = payload
             if len(self._payloads) > _worker.FUNCTION_CACHE_SIZE * 2:
@@ -235,14 +237,21 @@ class ProcessBackend:
         return None
 
     def _send_locked(
-        self, worker: _Worker, ticket: int, chunk: Chunk, fn_payload: bytes, body: bytes
+        self,
+        worker: _Worker,
+        ticket: int,
+        chunk: Chunk,
+        fn_payload: _shared.Payload,
+        body: bytes,
     ) -> None:
         key = chunk.job.key
-        send_fn: bytes | None = None
+        send_fn: tuple[bytes, tuple[tuple[int, int], ...]] | None = None
+        fds: tuple[int, ...] = ()
         if key in worker.functions:
             worker.functions.move_to_end(key)
         else:
-            send_fn = fn_payload
+            send_fn = fn_payload.wire()
+            fds = fn_payload.fds  # its shared buffers' file, for the worker to map
             worker.functions[key] = None
             if len(worker.functions) > _worker.FUNCTION_CACHE_SIZE:
                 worker.functions.popitem(last=False)
@@ -268,7 +277,7 @@ class ProcessBackend:
         )
         # A failed send means the worker died; the reader sees its EOF and reports the crash.
         with contextlib.suppress(OSError):
-            send(worker.sock, pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL))
+            send(worker.sock, pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL), fds)
             send(worker.sock, body)
 
     def _spawn_locked(self) -> _Worker:

@@ -1,0 +1,159 @@
+"""Large buffers a function reaches travel to worker processes once, through shared memory,
+and are read there without a copy; nothing is left behind (an unnamed file: no name to leak).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+import manyhands as mh
+from manyhands.backends import _shared
+
+from workloads import Blob, reads_blob, reads_blob_then_dies_on, writes_blob
+
+pytestmark = pytest.mark.skipif(
+    not _shared.SHARING, reason="descriptors cannot travel over sockets here (Windows)"
+)
+
+MiB = 1 << 20
+
+
+def shm_names() -> set[str]:
+    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else set()
+
+
+def test_a_large_buffer_in_the_closure_is_mapped_in_each_worker_not_copied() -> None:
+    data = bytearray(os.urandom(MiB) * 16)  # 16 MiB
+    with mh.Pool(backend="process", workers=2) as pool:
+        seen = list(pool.imap(reads_blob(Blob(data)), range(6)))
+    assert {(kind, holder, crc) for kind, holder, crc, _ in seen} == {
+        ("memoryview", "mmap", zlib.crc32(data))
+    }
+    assert len({pid for *_, pid in seen}) == 2  # both workers, one mapping each
+
+
+def test_a_small_buffer_travels_in_the_pickle() -> None:
+    data = bytearray(b"x" * 1000)
+    (kind, holder, crc, _), *_ = mh.map(reads_blob(Blob(data)), range(1), backend="process")
+    assert kind != "memoryview" or holder != "mmap"
+    assert crc == zlib.crc32(data)
+
+
+def test_a_worker_writing_to_shared_data_writes_its_own_copy() -> None:
+    data = bytearray(2 * MiB)
+    with mh.Pool(backend="process", workers=1) as pool:
+        assert list(pool.imap(writes_blob(Blob(data)), [7, 9])) == [7, 9]
+    assert data[0] == 0  # the caller's is untouched (copy on write)
+
+
+def test_nothing_is_left_after_the_job_or_a_worker_crash() -> None:
+    data = bytearray(8 * MiB)
+    names, fds = shm_names(), open_fds()
+    fn = reads_blob_then_dies_on(Blob(data), bad=3)
+    with mh.Pool(backend="process", workers=2) as pool:
+        results = list(pool.imap(fn, range(8), errors="return"))
+    assert isinstance(results[3], mh.Failure)
+    assert results[3].kind == "crash"
+    crc = zlib.crc32(data)  # the worker started in the dead one's place got the data too
+    assert [r for i, r in enumerate(results) if i != 3] == [crc] * 7
+    del fn, pool, results
+    gc.collect()
+    assert shm_names() <= names
+    assert open_fds() <= fds  # the shared file's descriptor is closed with the job's payload
+
+
+def test_nothing_is_left_when_the_caller_is_killed(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+        import manyhands as mh
+        from workloads import Blob, reads_blob
+        data = bytearray(32 * {MiB})
+        fn = reads_blob(Blob(data))
+        with mh.Pool(backend="process", workers=2) as pool:
+            list(pool.imap(fn, range(2)))
+            print("mapped", flush=True)
+            time.sleep(60)
+        """
+    )
+    names, before = shm_names(), shmem()
+    caller = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert caller.stdout is not None
+        assert caller.stdout.readline().strip() == "mapped"
+        during = shmem()
+        children = [int(pid) for pid in _children(caller.pid)]
+        assert len(children) == 2
+        caller.send_signal(signal.SIGKILL)
+        caller.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the workers notice their caller is gone and exit
+        assert not any(_alive(pid) for pid in children)
+        if before is not None and during is not None:  # the 32 MiB lived in shared memory...
+            assert during - before >= 30 * MiB, (before, during)
+            after = shmem()  # ... and were freed with the last process that had them
+            assert after is not None
+            assert after - before < 4 * MiB, (before, during, after)
+    finally:
+        if caller.poll() is None:
+            caller.kill()
+            caller.wait()
+    assert shm_names() <= names  # nothing named was ever made
+
+
+def shmem() -> int | None:
+    """Bytes of shared memory (tmpfs) in use on the machine (Linux), else None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("Shmem:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _children(pid: int) -> list[str]:
+    import psutil
+
+    return [str(child.pid) for child in psutil.Process(pid).children()]
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_numpy_arrays_in_the_closure_are_views_of_the_shared_pages() -> None:
+    np = pytest.importorskip("numpy")  # a benchmark dependency
+    array = np.arange(4 * MiB, dtype=np.float64)  # 32 MiB
+
+    def where(x: int) -> tuple[bool, str, float]:
+        base = array
+        while getattr(base, "base", None) is not None:
+            base = base.base
+        return bool(array.flags.owndata), type(getattr(base, "obj", base)).__name__, float(array[x])
+
+    assert mh.map(where, [5], backend="process") == [(False, "mmap", 5.0)]
