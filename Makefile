@@ -34,6 +34,7 @@ bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/faults.py
 	$(PY) benchmarks/output_cost.py
+	$(PY) benchmarks/large_data.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
