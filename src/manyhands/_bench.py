@@ -31,7 +31,7 @@ from ._bench_strategies import LECTURE, Strategy, coroutine_strategies, strategy
 from ._core._decision import Decision
 from ._core._task import is_coroutine_function
 from ._errors import ArgumentTypeError, ArgumentValueError, short_repr
-from ._options import check_fn, check_items
+from ._options import check_fn, check_items, check_positive_int
 from ._system import available_cpus, gil_enabled
 
 __all__ = ["bench"]
@@ -97,8 +97,8 @@ def bench(
     """
     check_fn(fn)
     check_items(items)
-    size = _check_count("sample", sample, "leave it as None for a few seconds of the loop")
-    rounds = _check_count("repeats", repeats, "3 runs give a median and a spread")
+    size = check_positive_int("sample", sample, allow_none=True)
+    rounds = check_positive_int("repeats", repeats, allow_none=False)
     assert rounds is not None
     limit = _check_budget(budget)
     coroutine = is_coroutine_function(fn)
@@ -113,19 +113,6 @@ def bench(
 
 
 # -- the arguments ---------------------------------------------------------------------------
-
-
-def _check_count(name: str, value: object, hint: str) -> int | None:
-    if value is None and name == "sample":
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ArgumentTypeError(
-            f"{name} must be a whole number >= 1, got {short_repr(value)} "
-            f"({type(value).__name__}); {hint}"
-        )
-    if value < 1:
-        raise ArgumentValueError(f"{name} must be >= 1, got {name}={value} ({hint})")
-    return value
 
 
 def _check_budget(budget: object) -> float | None:
