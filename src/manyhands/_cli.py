@@ -597,14 +597,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="resume even if the journal records another function or other inputs: run those again",
     )
-    progress = run.add_mutually_exclusive_group()
-    progress.add_argument(
-        "--progress",
-        action="store_true",
-        default=None,
-        help="a progress bar on stderr (default: when stderr is a terminal)",
-    )
-    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    _progress_options(run)
     said = run.add_mutually_exclusive_group()
     said.add_argument(
         "--tag",
@@ -682,14 +675,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--chart", metavar="FILE.png", help="write the chart to this file")
     bench.add_argument("--json", action="store_true", help="print the numbers as JSON")
-    bench_progress = bench.add_mutually_exclusive_group()
-    bench_progress.add_argument(
-        "--progress",
-        action="store_true",
-        default=None,
-        help="a progress bar on stderr (default: when stderr is a terminal)",
-    )
-    bench_progress.add_argument("--no-progress", dest="progress", action="store_false")
+    _progress_options(bench)
     bench.set_defaults(handler=_bench)
     return parser
 
@@ -704,6 +690,17 @@ def _target_and_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--star", action="store_true", help="with --jsonl: each line a list of arguments"
     )
+
+
+def _progress_options(parser: argparse.ArgumentParser) -> None:
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument(
+        "--progress",
+        action="store_true",
+        default=None,
+        help="a progress bar on stderr (default: when stderr is a terminal)",
+    )
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
 
 
 def _engine_options(parser: argparse.ArgumentParser) -> None:
