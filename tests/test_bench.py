@@ -169,7 +169,8 @@ def test_without_matplotlib_the_chart_names_the_extra() -> None:
         ({"strategies": ["threads", "fibers"]}, "unknown strategy 'fibers'; choose from loop"),
         ({"strategies": ["threads:0"]}, "'threads:0' needs a width >= 1"),
         ({"strategies": ["asyncio"]}, "'asyncio' does not apply to a plain (not async) function"),
-        ({"budget": 0}, "budget must be > 0 seconds"),
+        ({"budget": 0}, "budget must be a finite number of seconds > 0, got budget=0"),
+        ({"budget": "5"}, "budget must be seconds (a number > 0) or None, got '5'"),
         ({"repeats": 0}, "repeats must be >= 1"),
     ],
 )

@@ -31,7 +31,7 @@ from ._bench_strategies import LECTURE, Strategy, coroutine_strategies, strategy
 from ._core._decision import Decision
 from ._core._task import is_coroutine_function
 from ._errors import ArgumentTypeError, ArgumentValueError, short_repr
-from ._options import check_fn, check_items, check_positive_int
+from ._options import check_fn, check_items, check_positive_int, check_seconds
 from ._system import available_cpus, gil_enabled
 
 __all__ = ["bench"]
@@ -100,7 +100,7 @@ def bench(
     size = check_positive_int("sample", sample, allow_none=True)
     rounds = check_positive_int("repeats", repeats, allow_none=False)
     assert rounds is not None
-    limit = _check_budget(budget)
+    limit = check_seconds("budget", budget, none="3 times the best run so far")
     coroutine = is_coroutine_function(fn)
     names = _check_strategies(strategies, coroutine)
     bench = _Bench(fn, coroutine, limit, progress)
@@ -113,21 +113,6 @@ def bench(
 
 
 # -- the arguments ---------------------------------------------------------------------------
-
-
-def _check_budget(budget: object) -> float | None:
-    if budget is None:
-        return None
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)):
-        raise ArgumentTypeError(
-            f"budget must be seconds (a number) or None, got {short_repr(budget)} "
-            f"({type(budget).__name__})"
-        )
-    if not budget > 0:
-        raise ArgumentValueError(
-            f"budget must be > 0 seconds, got budget={budget!r} (None: 3 times the best run so far)"
-        )
-    return float(budget)
 
 
 def _check_strategies(given: Iterable[str] | None, coroutine: bool) -> list[str]:

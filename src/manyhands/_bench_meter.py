@@ -33,7 +33,7 @@ class Usage:
 
 
 class Meter:
-    """``with Meter() as meter: ...`` then ``meter.usage``; or ``start()`` and ``stop()``."""
+    """``start()``, then ``stop()`` gives the ``Usage`` of the stretch between them."""
 
     def __init__(self) -> None:
         import psutil  # a core dependency, imported only by bench
@@ -48,14 +48,6 @@ class Meter:
         self._peak = 0
         self._baseline = 0
         self._started_cpu = 0.0
-        self.usage = Usage(0.0, 0)
-
-    def __enter__(self) -> Meter:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def start(self) -> None:
         self._children.clear()
@@ -76,8 +68,7 @@ class Meter:
             self._thread = None
         self._tick(find=True)
         cpu = _own_times() - self._started_cpu - self._own_cpu + sum(self._child_cpu.values())
-        self.usage = Usage(max(0.0, cpu), max(0, self._peak - self._baseline))
-        return self.usage
+        return Usage(max(0.0, cpu), max(0, self._peak - self._baseline))
 
     def _sample(self) -> None:
         started = time.thread_time()

@@ -275,11 +275,7 @@ class _Once:
         self._args = args
 
     def __iter__(self) -> Iterator[Any]:
-        try:
-            with open(self._path, encoding="utf-8", newline="") as lines:
-                yield from _parse(enumerate(lines, 1), self._args, self._path)
-        except OSError as exc:
-            raise UsageError(f"cannot read --input {self._path}: {exc.strerror}") from None
+        return _read(self._path, self._args)
 
 
 class _FileInput:
@@ -298,11 +294,16 @@ class _FileInput:
         return self._items()
 
     def _items(self) -> Iterator[Any]:
-        try:
-            with open(self._path, encoding="utf-8", newline="") as lines:
-                yield from _parse(enumerate(lines, 1), self._args, self._path)
-        except OSError as exc:
-            raise UsageError(f"cannot read --input {self._path}: {exc.strerror}") from None
+        return _read(self._path, self._args)
+
+
+def _read(path: str, args: argparse.Namespace) -> Iterator[Any]:
+    """The items of the ``--input`` file ``path``, read lazily."""
+    try:
+        with open(path, encoding="utf-8", newline="") as lines:
+            yield from _parse(enumerate(lines, 1), args, path)
+    except OSError as exc:
+        raise UsageError(f"cannot read --input {path}: {exc.strerror}") from None
 
 
 def _parse(lines: Iterable[tuple[int, str]], args: argparse.Namespace, name: str) -> Iterator[Any]:

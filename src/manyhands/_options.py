@@ -34,6 +34,7 @@ __all__ = [
     "RunOptions",
     "check_fn",
     "check_runs_on",
+    "check_seconds",
     "check_items",
     "default_workers",
     "takes_options",
@@ -281,19 +282,24 @@ def check_errors(errors: object) -> str:
 
 
 def check_timeout(timeout: object) -> float | None:
-    if timeout is None:
+    return check_seconds("timeout", timeout, none="no limit")
+
+
+def check_seconds(name: str, value: object, *, none: str) -> float | None:
+    """``value`` as seconds: a finite number > 0, or None (which means ``none``)."""
+    if value is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ArgumentTypeError(
-            f"timeout must be seconds (a number > 0) or None, got {short_repr(timeout)} "
-            f"({type(timeout).__name__})"
+            f"{name} must be seconds (a number > 0) or None, got {short_repr(value)} "
+            f"({type(value).__name__})"
         )
-    if not timeout > 0 or timeout == float("inf"):
+    if not value > 0 or value == float("inf"):
         raise ArgumentValueError(
-            f"timeout must be a finite number of seconds > 0, got timeout={timeout!r}; "
-            "use None for no limit"
+            f"{name} must be a finite number of seconds > 0, got {name}={value!r}; "
+            f"use None for {none}"
         )
-    return float(timeout)
+    return float(value)
 
 
 def check_memory_floor(memory_floor: object) -> int | None:

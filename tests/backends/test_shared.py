@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 import manyhands as mh
-from manyhands.backends import _shared
+from manyhands._system import SHARES_BUFFERS
 
 from workloads import Blob, reads_blob, reads_blob_then_dies_on, writes_blob
 
 pytestmark = pytest.mark.skipif(
-    not _shared.SHARING, reason="descriptors cannot travel over sockets here (Windows)"
+    not SHARES_BUFFERS, reason="descriptors cannot travel over sockets here (Windows)"
 )
 
 MiB = 1 << 20

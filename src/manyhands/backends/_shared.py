@@ -30,12 +30,7 @@ TYPE_CHECKING = False  # a worker imports this module: typing stays off its star
 if TYPE_CHECKING:
     from typing import IO, Any
 
-__all__ = ["SHARING", "LARGE", "Payload", "dumps", "loads"]
-
-#: Whether buffers can be shared: descriptors travel over the workers' sockets.
-SHARING = SHARES_BUFFERS
-#: Buffers from this size on are shared rather than pickled.
-LARGE = LARGE_BUFFER
+__all__ = ["Payload", "dumps", "loads"]
 #: Each buffer starts at a multiple of this in the file (what numpy's SIMD loops like).
 _ALIGN = 64
 
@@ -59,10 +54,6 @@ class Payload:
     def fds(self) -> tuple[int, ...]:
         return () if self.file is None else (self.file.fileno(),)
 
-    @property
-    def shared_bytes(self) -> int:
-        return sum(size for _, size in self.spans)
-
     def wire(self) -> tuple[bytes, tuple[tuple[int, int], ...]]:
         """What the worker's message carries (the descriptor travels beside it)."""
         return self.data, self.spans
@@ -77,12 +68,12 @@ def dumps(obj: object) -> Payload:
 
     def out_of_band(buffer: pickle.PickleBuffer) -> bool:
         with memoryview(buffer) as view:
-            large = view.nbytes >= LARGE and view.contiguous
+            large = view.nbytes >= LARGE_BUFFER and view.contiguous
         if large:
             buffers.append(buffer)
         return not large  # False: out of band
 
-    if not SHARING:
+    if not SHARES_BUFFERS:
         return Payload(cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), (), None)
     data = cloudpickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
     if not buffers:

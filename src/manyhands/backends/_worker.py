@@ -35,6 +35,7 @@ import threading
 
 from .._core._task import ChunkOutcome, ItemError, run_chunk
 from .._errors import SerializationError
+from .._system import SHARES_BUFFERS
 from . import _shared
 from ._output import LineWriter, Running
 from ._wire import receive, send
@@ -198,7 +199,7 @@ def _receive(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]]) -> 
     try:
         while True:
             fds: list[int] = []  # a new function's shared buffers come as a descriptor
-            message = pickle.loads(receive(sock, fds if _shared.SHARING else None))
+            message = pickle.loads(receive(sock, fds if SHARES_BUFFERS else None))
             if message[0] == "run":
                 message = (*message, receive(sock), fds)
             inbox.put(message)
