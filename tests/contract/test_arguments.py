@@ -116,3 +116,8 @@ def test_an_async_function_on_a_backend_that_only_calls_it_is_refused(backend: s
     # auto and asyncio await it
     assert mh.map(workloads.async_sleepy, range(3)) == [0, 1, 2]
     assert mh.map(workloads.async_sleepy, range(3), backend="asyncio") == [0, 1, 2]
+
+
+def test_an_async_function_is_refused_on_dask_before_any_cluster_is_reached() -> None:
+    with pytest.raises(mh.ArgumentValueError, match="backend='dask' calls it without awaiting"):
+        mh.map(workloads.async_sleepy, range(3), backend=mh.Dask(address="tcp://127.0.0.1:9"))
