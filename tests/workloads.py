@@ -432,6 +432,18 @@ def writes_blob(blob: Blob) -> Any:
     return write
 
 
+def blob_seen(blob: Blob) -> tuple[str, str, int, int]:
+    """What a worker sees of an item ``blob``: as ``reads_blob``'s function says it."""
+    data = blob.data
+    holder = type(getattr(data, "obj", data)).__name__
+    return type(data).__name__, holder, zlib.crc32(data), os.getpid()
+
+
+def makes_blob(x: int) -> Blob:
+    """A 2 MiB result (out of band under protocol 5), each byte ``x``."""
+    return Blob(bytearray([x]) * (2 << 20))
+
+
 def reads_blob_then_dies_on(blob: Blob, bad: int) -> Any:
     def read(x: int) -> int:
         if x == bad:

@@ -1,5 +1,6 @@
 """Large buffers a function reaches travel to worker processes once, through shared memory,
-and are read there without a copy; nothing is left behind (an unnamed file: no name to leak).
+and are read there without a copy; so do the large buffers of items, to their worker, and of
+results, back to the caller. Nothing is left behind (an unnamed file: no name to leak).
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import pytest
 import manyhands as mh
 from manyhands._system import SHARES_BUFFERS
 
-from workloads import Blob, reads_blob, reads_blob_then_dies_on, writes_blob
+from workloads import (
+    Blob,
+    blob_seen,
+    makes_blob,
+    reads_blob,
+    reads_blob_then_dies_on,
+    writes_blob,
+)
 
 pytestmark = pytest.mark.skipif(
     not SHARES_BUFFERS, reason="descriptors cannot travel over sockets here (Windows)"
@@ -51,6 +59,40 @@ def test_a_small_buffer_travels_in_the_pickle() -> None:
     (kind, holder, crc, _), *_ = mh.map(reads_blob(Blob(data)), range(1), backend="process")
     assert kind != "memoryview" or holder != "mmap"
     assert crc == zlib.crc32(data)
+
+
+def test_large_items_are_mapped_in_their_worker() -> None:
+    blobs = [Blob(bytearray([n]) * (2 * MiB)) for n in range(4)]
+    small = Blob(bytearray(b"y" * 100))
+    with mh.Pool(backend="process", workers=2) as pool:
+        seen = list(pool.map(blob_seen, [*blobs, small], chunksize=2))
+    for (kind, holder, crc, _), blob in zip(seen, blobs, strict=False):
+        assert (kind, holder, crc) == ("memoryview", "mmap", zlib.crc32(blob.data))
+    assert seen[-1][1] != "mmap"  # a small one travels in the pickle
+    assert seen[-1][2] == zlib.crc32(small.data)
+
+
+def test_large_results_come_back_on_shared_pages_and_are_freed_with_them() -> None:
+    names, fds = shm_names(), open_fds()
+    before = shmem()
+    with mh.Pool(backend="process", workers=2) as pool:
+        results = list(pool.map(makes_blob, range(6)))
+    assert [bytes(r.data[:1]) * len(r.data) == bytes(r.data) for r in results] == [True] * 6
+    assert [r.data[0] for r in results] == list(range(6))
+    holders = {type(getattr(r.data, "obj", r.data)).__name__ for r in results}
+    assert holders == {"mmap"}  # not copied out of a pickle
+    results[0].data[1] = 99  # the caller's result is its own to write
+    assert results[0].data[1] == 99
+    during = shmem()
+    if before is not None and during is not None:
+        assert during - before >= 10 * MiB, (before, during)
+    del results
+    gc.collect()
+    after = shmem()
+    if before is not None and after is not None:
+        assert after - before < 4 * MiB, (before, during, after)
+    assert shm_names() <= names
+    assert open_fds() <= fds
 
 
 def test_a_worker_writing_to_shared_data_writes_its_own_copy() -> None:
@@ -157,3 +199,19 @@ def test_numpy_arrays_in_the_closure_are_views_of_the_shared_pages() -> None:
         return bool(array.flags.owndata), type(getattr(base, "obj", base)).__name__, float(array[x])
 
     assert mh.map(where, [5], backend="process") == [(False, "mmap", 5.0)]
+
+
+def test_the_modules_a_pickle_imports_are_found_without_unpickling_it() -> None:
+    import collections
+    import decimal
+
+    import cloudpickle
+
+    from manyhands.backends._shared import modules_of
+
+    value = [decimal.Decimal("1.5"), collections.OrderedDict(a=Blob(bytearray(8)))]
+    data = cloudpickle.dumps(value, protocol=5)
+    found = modules_of(data)
+    assert {"decimal", "collections", "workloads"} <= set(found)
+    assert "__main__" not in found
+    assert modules_of(cloudpickle.dumps(["decimal", 3], protocol=5)) == []  # a string is data

@@ -84,7 +84,7 @@ def run(
             )
     finally:
         _records.current = None
-    return ("done", results, meta, worker, _said(records, lines))
+    return ("done", results.data, meta, worker, _said(records, lines))
 
 
 def _logs(worker: str) -> _worker_logs.Forwarder:

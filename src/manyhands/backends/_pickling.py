@@ -12,7 +12,18 @@ from .._core._task import Chunk, ChunkOutcome, ItemError
 from .._errors import SerializationError, callable_name, short_repr
 from . import _shared, _worker
 
-__all__ = ["decode_outcome", "pickle_function", "pickle_items", "pickle_shared_function"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import NoReturn
+
+__all__ = [
+    "decode_outcome",
+    "pickle_function",
+    "pickle_items",
+    "pickle_shared_function",
+    "pickle_shared_items",
+]
 
 
 def pickle_function(obj: object, fn: object, *, what: str) -> bytes:
@@ -25,10 +36,13 @@ def pickle_function(obj: object, fn: object, *, what: str) -> bytes:
     return data
 
 
-def pickle_shared_function(fn: object) -> _shared.Payload:
-    """``fn`` pickled for worker processes, its large buffers in shared memory (``_shared``)."""
+def pickle_shared_function(
+    fn: object, before_copy: Callable[[bytes], object] | None = None
+) -> _shared.Payload:
+    """``fn`` pickled for worker processes, its large buffers in shared memory (``_shared``);
+    ``before_copy``: called before they are written (``_shared.dumps``)."""
     try:
-        return _shared.dumps(fn)
+        return _shared.dumps(fn, before_copy=before_copy)
     except Exception as exc:
         raise _unpicklable(fn, "function", exc) from exc
 
@@ -44,13 +58,28 @@ def _unpicklable(fn: object, what: str, exc: Exception) -> SerializationError:
 
 
 def pickle_items(chunk: Chunk) -> bytes:
+    """The chunk's items, pickled whole (for workers that get no shared buffers: Dask's)."""
     import cloudpickle
 
     try:
         data: bytes = cloudpickle.dumps(chunk.items, protocol=pickle.HIGHEST_PROTOCOL)
         return data
-    except Exception:
-        pass  # find the item to blame, below
+    except Exception as exc:
+        _blame_item(chunk, exc)
+
+
+def pickle_shared_items(chunk: Chunk) -> _shared.Payload:
+    """The chunk's items pickled, the large buffers they hold in shared memory."""
+    try:
+        return _shared.dumps(chunk.items)
+    except Exception as exc:
+        _blame_item(chunk, exc)
+
+
+def _blame_item(chunk: Chunk, failure: Exception) -> NoReturn:
+    """Raise a ``SerializationError`` that names the first item that cannot be pickled."""
+    import cloudpickle
+
     for offset, item in enumerate(chunk.items):
         try:
             cloudpickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
@@ -63,17 +92,26 @@ def pickle_items(chunk: Chunk) -> bytes:
                 what="item",
                 index=index,
             ) from exc
-    raise SerializationError("the items of a chunk cannot be pickled", what="item")
+    raise SerializationError(
+        f"the items of a chunk cannot be pickled: {type(failure).__name__}: {failure}",
+        what="item",
+    ) from failure
 
 
 def decode_outcome(
-    chunk: Chunk, body: bytes | bytearray, meta: bytes | bytearray, worker: str, nbytes: int
+    chunk: Chunk,
+    body: bytes | bytearray,
+    meta: bytes | bytearray,
+    worker: str,
+    nbytes: int,
+    shared: tuple[_shared.Spans, list[int]] = ((), []),
 ) -> ChunkOutcome:
-    """The outcome of ``chunk`` from a worker's ``encode_outcome`` parts (results, meta)."""
+    """The outcome of ``chunk`` from a worker's ``encode_outcome`` parts (results, meta);
+    ``shared``: where the results' large buffers lie, and the descriptor of their file."""
     wire_errors, busy, cpu = pickle.loads(meta)
     errors = [_worker.read_error(wire) for wire in wire_errors]
     try:
-        results = pickle.loads(body)
+        results = _shared.loads(body, *shared)
     except Exception as exc:
         results = [None] * len(chunk.items)
         errors = [_unpicklable_results(exc)]

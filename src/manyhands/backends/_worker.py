@@ -132,12 +132,13 @@ def error_for(exc: BaseException, offset: int) -> ItemError:
     return ItemError(offset, "error", exc, type(exc).__qualname__, str(exc))
 
 
-def encode_outcome(outcome: ChunkOutcome) -> tuple[bytes, bytes]:
-    """The ``done`` message body parts: (results, errors and timings)."""
+def encode_outcome(outcome: ChunkOutcome, *, share: bool = False) -> tuple[_shared.Payload, bytes]:
+    """The ``done`` message body parts: (results, errors and timings). ``share``: the
+    results' large buffers go into shared memory (``_shared``), not into the pickle."""
     results = outcome.results
     errors = list(outcome.errors)
     try:
-        body = dumps(results)
+        body = _shared.dumps(results, share=share, plain_first=True)
     except Exception:
         # Find the results that cannot travel and fail those items alone.
         results = list(results)
@@ -154,7 +155,7 @@ def encode_outcome(outcome: ChunkOutcome) -> tuple[bytes, bytes]:
                 )
                 errors.append(error_for(problem, offset))
         errors.sort(key=lambda error: error.offset)
-        body = dumps(results)
+        body = _shared.dumps(results, share=share, plain_first=True)
     meta = dumps(([wire_error(error) for error in errors], outcome.busy, outcome.cpu))
     return body, meta
 
@@ -235,8 +236,14 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
         message = inbox.get()
         if message[0] == "stop":
             return
+        if message[0] == "prepare":  # a large function is on its way: its imports first
+            _import_all(message[1])
+            continue
         (_, ticket, fn_key, fn_payload, mode, stop_on_error, timed, first, levels, output,
-         body, fds) = message  # fmt: skip
+         item_spans, body, fds) = message  # fmt: skip
+        # The function's shared file first (when it came, with buffers), then the items'.
+        fn_files = 1 if fn_payload is not None and fn_payload[1] else 0
+        fn_fds, item_fds = fds[:fn_files], fds[fn_files:]
         if levels is not None:  # a new job's: the caller's levels at its start
             logs.apply(levels)
         if output is not None:  # a new job's ``output=``: "inherit" writes to the descriptors
@@ -246,13 +253,14 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
         made: list[Any] = []
         with Running(first, made, name):  # the item that logs or prints, for the caller
             results, meta = run_encoded(
-                lambda: _function(functions, fn_key, fn_payload, fds),  # noqa: B023  (called now)
+                lambda: _function(functions, fn_key, fn_payload, fn_fds),  # noqa: B023  (now)
                 mode,
                 body,
                 stop_on_error=stop_on_error,
                 timed=timed,
                 worker=name,
                 results=made,
+                shared=(item_spans, item_fds),
             )
             for writer in writers:  # a partial last line, before the chunk's outcome
                 writer.drain()
@@ -260,10 +268,23 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
             with contextlib.suppress(Exception):
                 original.flush()
         del made
+        # The results' shared file, if any, travels with the header; dropping ``results``
+        # then closes it here (the caller holds its own descriptor).
         with lock:
-            send(sock, dumps(("done", ticket)))
+            send(sock, dumps(("done", ticket, results.spans)), results.fds)
             send(sock, meta)
-            send(sock, results)
+            send(sock, results.data)
+        del results
+
+
+def _import_all(modules: list[str]) -> None:
+    """Import what the caller says a coming function needs; what fails here fails again,
+    and is reported, when the function is unpickled."""
+    import importlib
+
+    for module in modules:
+        with contextlib.suppress(BaseException):
+            importlib.import_module(module)
 
 
 def run_initializer(payload: bytes | bytearray) -> WireError | None:
@@ -287,16 +308,24 @@ def run_encoded(
     timed: bool,
     worker: str,
     results: list[Any] | None = None,
-) -> tuple[bytes, bytes]:
+    shared: tuple[_shared.Spans, list[int]] | None = None,
+) -> tuple[_shared.Payload, bytes]:
     """Run a chunk that came pickled; its outcome encoded (``encode_outcome``).
 
     ``function()`` gives the job's function (from a worker's cache, or unpickled); a function
     or items that cannot be unpickled fail the chunk's first item, with a message that says so.
-    ``results``: the list to fill (read meanwhile for the running item's index).
+    ``results``: the list to fill (read meanwhile for the running item's index). ``shared``:
+    where the items' large buffers lie and the descriptor of their file; given, the results'
+    large buffers go back through shared memory too.
     """
+    item_spans, item_fds = shared or ((), [])
     try:
-        fn = function()
-        items = unpickle_items(body)
+        try:
+            fn = function()
+        except BaseException:
+            _shared.discard(item_fds)  # the items' file, never to be mapped
+            raise
+        items = unpickle_items(body, item_spans, item_fds)
     except SerializationError as exc:
         outcome = ChunkOutcome([], [error_for(exc, 0)], 0.0, 0.0, worker)
     else:
@@ -310,7 +339,7 @@ def run_encoded(
             timed=timed,
             results=results,
         )
-    return encode_outcome(outcome)
+    return encode_outcome(outcome, share=shared is not None)
 
 
 def _function(
@@ -352,9 +381,11 @@ def unpickle_function(
     return fn
 
 
-def unpickle_items(body: bytes | bytearray) -> list[Any]:
+def unpickle_items(
+    body: bytes | bytearray, spans: _shared.Spans = (), fds: list[int] | None = None
+) -> list[Any]:
     try:
-        items: list[Any] = pickle.loads(body)
+        items: list[Any] = _shared.loads(body, spans, fds or [])
     except Exception as exc:
         raise SerializationError(
             f"the items could not be unpickled in the worker process: "

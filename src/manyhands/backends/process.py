@@ -58,8 +58,14 @@ from .._errors import (
     PoolClosedError,
     WorkerCrashed,
 )
+from .._system import SHARES_BUFFERS
 from . import _limits, _output, _shared, _worker, _worker_logs, shutdown_elsewhere
-from ._pickling import decode_outcome, pickle_function, pickle_items, pickle_shared_function
+from ._pickling import (
+    decode_outcome,
+    pickle_function,
+    pickle_shared_function,
+    pickle_shared_items,
+)
 from ._wire import receive, send
 
 __all__ = ["ProcessBackend"]
@@ -149,7 +155,7 @@ class ProcessBackend:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         #: (ticket, chunk, pickled function, pickled items) not yet sent to a worker.
-        self._pending: deque[tuple[int, Chunk, _shared.Payload, bytes]] = deque()
+        self._pending: deque[tuple[int, Chunk, _shared.Payload, _shared.Payload]] = deque()
         self._workers: dict[socket.socket, _Worker] = {}
         self._spawned = itertools.count(1)
         self._tickets = itertools.count()
@@ -181,7 +187,7 @@ class ProcessBackend:
         job = chunk.job
         _worker_logs.levels_of(job)  # the caller's logging levels at the start of the job
         fn_payload = self._function_payload(job)
-        body = pickle_items(chunk)
+        body = pickle_shared_items(chunk)
         with self._lock:
             if self._closing:
                 raise PoolClosedError("cannot submit work: this process pool has been shut down")
@@ -198,12 +204,27 @@ class ProcessBackend:
             if payload is not None:
                 self._payloads.move_to_end(job.key)
                 return payload
-        payload = pickle_shared_function(job.fn)
+        payload = pickle_shared_function(job.fn, before_copy=self._prepare_workers)
         with self._lock:
             self._payloads[job.key] = payload
             if len(self._payloads) > _worker.FUNCTION_CACHE_SIZE * 2:
                 self._payloads.popitem(last=False)
         return payload
+
+    def _prepare_workers(self, data: bytes) -> None:
+        """Called before a function's large buffers are written to shared memory (a few
+        hundred ms for 400 MB): every worker not started yet starts, and all are told which
+        modules the function needs, so that they boot and import (numpy: 0.1 s) meanwhile,
+        instead of after it. A job whose function reaches that much data is worth them all."""
+        message = pickle.dumps(("prepare", _shared.modules_of(data)))
+        with self._lock:
+            if self._closing or self._broken is not None:
+                return
+            while len(self._workers) < self._max_workers:
+                self._spawn_locked()
+            for worker in self._workers.values():
+                with contextlib.suppress(OSError):  # gone: the reader reports it
+                    send(worker.sock, message)
 
     def _dispatch_locked(self) -> None:
         while self._pending:
@@ -242,10 +263,10 @@ class ProcessBackend:
         ticket: int,
         chunk: Chunk,
         fn_payload: _shared.Payload,
-        body: bytes,
+        body: _shared.Payload,
     ) -> None:
         key = chunk.job.key
-        send_fn: tuple[bytes, tuple[tuple[int, int], ...]] | None = None
+        send_fn: tuple[bytes, _shared.Spans] | None = None
         fds: tuple[int, ...] = ()
         if key in worker.functions:
             worker.functions.move_to_end(key)
@@ -255,7 +276,7 @@ class ProcessBackend:
             worker.functions[key] = None
             if len(worker.functions) > _worker.FUNCTION_CACHE_SIZE:
                 worker.functions.popitem(last=False)
-        worker.outstanding[ticket] = _Sent(chunk, fn_payload, len(body))
+        worker.outstanding[ticket] = _Sent(chunk, fn_payload, body.nbytes)
         worker.tasks += 1
         job = chunk.job
         levels = _worker_logs.levels_of(job)
@@ -274,11 +295,14 @@ class ProcessBackend:
             chunk.start,
             send_levels,
             send_output,
+            body.spans,
         )
+        # The function's file (when it goes), then the items' (when they have one).
+        fds += body.fds
         # A failed send means the worker died; the reader sees its EOF and reports the crash.
         with contextlib.suppress(OSError):
             send(worker.sock, pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL), fds)
-            send(worker.sock, body)
+            send(worker.sock, body.data)
 
     def _spawn_locked(self) -> _Worker:
         spawned = time.perf_counter()
@@ -360,8 +384,11 @@ class ProcessBackend:
             worker = self._workers.get(sock)
         if worker is None:
             return
+        fds: list[int] = []  # a chunk's results may come with their shared file
         try:
-            message = pickle.loads(receive(sock))
+            message = pickle.loads(receive(sock, fds if SHARES_BUFFERS else None))
+            if message[0] != "done":
+                _shared.discard(fds)
             if message[0] == "init_failed":
                 self._initializer_failed(worker, message[1])
                 return
@@ -377,10 +404,11 @@ class ProcessBackend:
                 with contextlib.suppress(Exception):
                     _worker_logs.replay(message[1])
                 return
-            ticket = message[1]
+            _, ticket, spans = message
             meta = receive(sock)
             body = receive(sock)
         except (EOFError, OSError):
+            _shared.discard(fds)
             self._worker_gone(worker)
             return
         # What the chunk wrote to its descriptors, up to now.
@@ -397,7 +425,7 @@ class ProcessBackend:
             if not self._pending:
                 self._idle.notify_all()
         chunk = sent.chunk
-        outcome = decode_outcome(chunk, body, meta, worker.name, sent.nbytes)
+        outcome = decode_outcome(chunk, body, meta, worker.name, sent.nbytes, (spans, fds))
         _finish(sent, outcome)
         chunk.complete(outcome)
 
@@ -485,7 +513,7 @@ class ProcessBackend:
                 # Only the first chunk was running; those queued behind it never started:
                 # they go back to the front of the queue, for another worker.
                 for ticket, sent in reversed(held[1:]):
-                    entry = (ticket, sent.chunk, sent.fn_payload, pickle_items(sent.chunk))
+                    entry = (ticket, sent.chunk, sent.fn_payload, pickle_shared_items(sent.chunk))
                     self._pending.appendleft(entry)
         self._selector.unregister(worker.sock)
         worker.sock.close()
