@@ -451,3 +451,21 @@ def reads_blob_then_dies_on(blob: Blob, bad: int) -> Any:
         return zlib.crc32(blob.data)
 
     return read
+
+
+def reads_handle(handle: Any) -> Any:
+    """Per item: the worker's pid, the identity of its copy of the handle's value, its size."""
+
+    def read(x: int) -> tuple[int, int, int]:
+        return os.getpid(), id(handle.value), len(handle.value)
+
+    return read
+
+
+def reads_handle_too(handle: Any) -> Any:
+    """Another function over the same handle (another job): what ``reads_handle`` says."""
+
+    def read_too(x: int) -> tuple[int, int, int]:
+        return os.getpid(), id(handle.value), len(handle.value)
+
+    return read_too

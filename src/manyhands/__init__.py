@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from ._journal_status import JournalItem, JournalStatus, journal_status
     from ._options import Dask, Journal
     from ._pool import Pool
+    from ._sharing import Shared, shared
     from ._stats import PoolStatistics
     from ._system import available_cpus
 
@@ -73,6 +74,7 @@ __all__ = [
     "RemoteTraceback",
     "Retry",
     "SerializationError",
+    "Shared",
     "TaskTimeout",
     "ThreadPoolExecutor",
     "Timing",
@@ -86,6 +88,7 @@ __all__ = [
     "istarmap",
     "journal_status",
     "map",
+    "shared",
     "starmap",
 ]
 
@@ -129,6 +132,8 @@ _HOME = {
     "ThreadPoolExecutor": "_executors",
     "PoolStatistics": "_stats",
     "available_cpus": "_system",
+    "Shared": "_sharing",
+    "shared": "_sharing",
 }
 
 

@@ -19,6 +19,7 @@ import pytest
 
 import manyhands as mh
 from manyhands._system import SHARES_BUFFERS
+from memory import MiB, open_fds, shm_names, shmem
 
 from workloads import (
     Blob,
@@ -32,16 +33,6 @@ from workloads import (
 pytestmark = pytest.mark.skipif(
     not SHARES_BUFFERS, reason="descriptors cannot travel over sockets here (Windows)"
 )
-
-MiB = 1 << 20
-
-
-def shm_names() -> set[str]:
-    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
-
-
-def open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else set()
 
 
 def test_a_large_buffer_in_the_closure_is_mapped_in_each_worker_not_copied() -> None:
@@ -159,18 +150,6 @@ def test_nothing_is_left_when_the_caller_is_killed(tmp_path: Path) -> None:
             caller.kill()
             caller.wait()
     assert shm_names() <= names  # nothing named was ever made
-
-
-def shmem() -> int | None:
-    """Bytes of shared memory (tmpfs) in use on the machine (Linux), else None."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("Shmem:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def _children(pid: int) -> list[str]:

@@ -114,6 +114,7 @@ def test_public_surface_is_pinned() -> None:
         "RemoteTraceback",
         "Retry",
         "SerializationError",
+        "Shared",
         "TaskTimeout",
         "ThreadPoolExecutor",
         "Timing",
@@ -127,6 +128,7 @@ def test_public_surface_is_pinned() -> None:
         "istarmap",
         "journal_status",
         "map",
+        "shared",
         "starmap",
     ]
     for name in manyhands.__all__:

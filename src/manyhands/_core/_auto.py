@@ -763,14 +763,26 @@ def pickled_size(value: object, shared: list[int] | None = None) -> int | None:
 
     ``shared``: given a list, gets the bytes that would reach worker processes through
     shared memory, written once for all of them (out-of-band buffers of ``LARGE_BUFFER``
-    bytes or more, where ``SHARES_BUFFERS``); the size returned includes them.
+    bytes or more, where ``SHARES_BUFFERS``), and the values of ``manyhands.shared()``
+    handles; the size returned includes them.
     """
     import cloudpickle
+
+    from .._sharing import Shared
 
     counter = _Counter()
 
     class Sizer(cloudpickle.CloudPickler):  # type: ignore[misc]
         def persistent_id(self, obj: object) -> object:
+            if type(obj) is Shared:  # its own shared file, written once for every worker
+                size = obj.nbytes if obj.nbytes is not None else pickled_size(obj.value)
+                if size is None:
+                    raise TypeError("its value cannot be pickled")
+                if SHARES_BUFFERS:
+                    counter.shared += size
+                else:
+                    counter.out_of_band += size
+                return id(obj)
             if type(obj) in (bytes, bytearray) and len(obj) >= LARGE_BUFFER:  # type: ignore[arg-type]
                 counter.out_of_band += len(obj)  # type: ignore[arg-type]
                 return id(obj)  # a stand-in: the buffer itself is not written

@@ -42,7 +42,7 @@ def pickle_shared_function(
     """``fn`` pickled for worker processes, its large buffers in shared memory (``_shared``);
     ``before_copy``: called before they are written (``_shared.dumps``)."""
     try:
-        return _shared.dumps(fn, before_copy=before_copy)
+        return _shared.dumps(fn, handles=True, before_copy=before_copy)
     except Exception as exc:
         raise _unpicklable(fn, "function", exc) from exc
 

@@ -20,6 +20,13 @@ of copying them into the pickle. The file has no name, so nothing can leak: the 
 when the last descriptor and the last mapping are gone (the payload dropped, the workers
 stopped, the caller killed). Where descriptors cannot travel (Windows), everything stays in
 the pickle, as before.
+
+``shared(value)`` is the explicit form, for what detection cannot see (a large dict, a model,
+a DataFrame of Python objects) and for data that several jobs use: the value is pickled into
+one file of its own (pickle and buffers), the first time a job sends it to worker processes,
+and kept until the handle is closed or dropped. A function's pickle refers to it by token
+(``persistent_id``); each worker maps and unpickles it once, and keeps it while a function
+that uses it stays in its cache.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 import os
 import pickle
 
+from .._sharing import Shared
 from .._system import LARGE_BUFFER, SHARES_BUFFERS
 
 TYPE_CHECKING = False  # a worker imports this module: typing stays off its start-up
@@ -35,22 +43,63 @@ if TYPE_CHECKING:
     from typing import IO, Any
 
     Spans = tuple[tuple[int, int], ...]
+    #: What a function's message says of each handle it uses: (token, pickle size, spans).
+    Refs = tuple[tuple[str, int, Spans], ...]
 
-__all__ = ["Payload", "discard", "dumps", "loads", "modules_of"]
+__all__ = ["Payload", "discard", "dumps", "loads", "modules_of", "shared_file"]
 #: Each buffer starts at a multiple of this in the file (what numpy's SIMD loops like).
 _ALIGN = 64
+#: Handles one function may use: each is a descriptor in its message (SCM_RIGHTS allows 253).
+MAX_HANDLES = 200
+
+
+def shared_file(handle: Shared[Any]) -> _SharedFile:
+    """The handle's shared copy, written now if it has none (``_sharing.Shared``)."""
+    with handle._lock:
+        if handle._file is None:
+            handle._file = _write_whole(handle._value)
+            handle._nbytes = handle._file.nbytes
+        file: _SharedFile = handle._file
+        return file
+
+
+class _SharedFile:
+    """A handle's value in a file of its own: the pickle at offset 0, then its buffers."""
+
+    __slots__ = ("__weakref__", "file", "size", "spans")
+
+    def __init__(self, file: IO[bytes], size: int, spans: Spans) -> None:
+        self.file = file
+        self.size = size
+        self.spans = spans
+        import weakref
+
+        weakref.finalize(self, file.close)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size + sum(size for _, size in self.spans)
 
 
 class Payload:
-    """A pickled object: the pickle, and where its shared buffers lie in ``file``."""
+    """A pickled object: the pickle, where its shared buffers lie in ``file``, and the
+    shared files of the handles it uses (kept open as long as the payload)."""
 
-    __slots__ = ("__weakref__", "data", "file", "spans")
+    __slots__ = ("__weakref__", "data", "file", "handles", "refs", "spans")
 
-    def __init__(self, data: bytes, spans: Spans, file: IO[bytes] | None):
+    def __init__(
+        self,
+        data: bytes,
+        spans: Spans,
+        file: IO[bytes] | None,
+        handles: tuple[tuple[str, _SharedFile], ...] = (),
+    ):
         self.data = data
         #: (offset, size) of each out-of-band buffer in ``file``, in pickling order.
         self.spans = spans
         self.file = file
+        self.handles = handles
+        self.refs: Refs = tuple((token, part.size, part.spans) for token, part in handles)
         if file is not None:  # closed when the payload is dropped, without a ResourceWarning
             import weakref
 
@@ -58,16 +107,18 @@ class Payload:
 
     @property
     def fds(self) -> tuple[int, ...]:
-        return () if self.file is None else (self.file.fileno(),)
+        """Its own file's descriptor (when it has buffers), then each handle's."""
+        own = () if self.file is None else (self.file.fileno(),)
+        return own + tuple(part.file.fileno() for _, part in self.handles)
 
     @property
     def nbytes(self) -> int:
-        """The pickle's size and its shared buffers'."""
+        """The pickle's size and its shared buffers' (not its handles')."""
         return len(self.data) + sum(size for _, size in self.spans)
 
-    def wire(self) -> tuple[bytes, Spans]:
-        """What the message carries (the descriptor travels beside it)."""
-        return self.data, self.spans
+    def wire(self) -> tuple[bytes, Spans, Refs]:
+        """What the message carries (the descriptors travel beside it)."""
+        return self.data, self.spans, self.refs
 
 
 def dumps(
@@ -75,6 +126,7 @@ def dumps(
     *,
     share: bool = True,
     plain_first: bool = False,
+    handles: bool = False,
     before_copy: Callable[[bytes], object] | None = None,
 ) -> Payload:
     """``obj`` pickled by cloudpickle, its large buffers in a shared file; raises what
@@ -82,12 +134,15 @@ def dumps(
 
     ``share=False``, or where descriptors cannot travel: all in the pickle. ``plain_first``:
     try the standard library's C pickler first (fast; by reference), and cloudpickle only for
-    what it cannot name. ``before_copy(pickle)`` is called when there are large buffers to
-    write, before they are written: what can start meanwhile (worker processes, and their
-    imports: ``modules_of``) starts then.
+    what it cannot name. ``handles``: a ``Shared`` met is referred to by its token, its
+    value in its own shared file (a function's pickle: not for items, where a per-object
+    hook would slow every item). ``before_copy(pickle)`` is called when there are large
+    buffers to write, before they are written: what can start meanwhile (worker processes,
+    and their imports: ``modules_of``) starts then.
     """
     buffers: list[pickle.PickleBuffer] = []
     share = share and SHARES_BUFFERS
+    met: dict[str, Shared[Any]] = {}
 
     def out_of_band(buffer: pickle.PickleBuffer) -> bool:
         if not share:
@@ -104,50 +159,146 @@ def dumps(
             data = pickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
         except Exception:
             buffers.clear()  # of the attempt that failed
+    if data is None and handles and share:
+        data = _pickle_with_handles(obj, out_of_band, met)
     if data is None:
         import cloudpickle
 
         data = cloudpickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
+    if len(met) > MAX_HANDLES:
+        raise ValueError(
+            f"a function uses {len(met)} manyhands.shared() handles; at most {MAX_HANDLES} "
+            "can travel with one function: share one container of them instead"
+        )
+    parts = tuple((token, shared_file(handle)) for token, handle in met.items())
     if not buffers:
-        return Payload(data, (), None)
+        return Payload(data, (), None, parts)
     if before_copy is not None:
         before_copy(data)
     file = _unnamed_file()
-    spans: list[tuple[int, int]] = []
-    offset = 0
     try:
-        for buffer in buffers:
-            offset = -(-offset // _ALIGN) * _ALIGN
-            with buffer.raw() as view:
-                file.seek(offset)
-                file.write(view)
-                spans.append((offset, view.nbytes))
-                offset += view.nbytes
-        file.flush()
+        spans = _write_buffers(file, buffers, 0)
     except BaseException:
         file.close()
         raise
-    return Payload(data, tuple(spans), file)
+    return Payload(data, spans, file, parts)
 
 
-def loads(data: bytes | bytearray, spans: Spans, fds: list[int]) -> Any:
+def _pickle_with_handles(
+    obj: object, out_of_band: Callable[[pickle.PickleBuffer], bool], met: dict[str, Shared[Any]]
+) -> bytes:
+    import io
+
+    import cloudpickle
+
+    class Pickler(cloudpickle.Pickler):  # type: ignore[misc]
+        def persistent_id(self, value: object) -> object:
+            if type(value) is Shared:
+                met[value.token] = value
+                return ("manyhands.shared", value.token)
+            return None
+
+    out = io.BytesIO()
+    Pickler(out, protocol=5, buffer_callback=out_of_band).dump(obj)
+    return out.getvalue()
+
+
+def _write_buffers(file: IO[bytes], buffers: list[pickle.PickleBuffer], offset: int) -> Spans:
+    spans: list[tuple[int, int]] = []
+    for buffer in buffers:
+        offset = -(-offset // _ALIGN) * _ALIGN
+        with buffer.raw() as view:
+            file.seek(offset)
+            file.write(view)
+            spans.append((offset, view.nbytes))
+            offset += view.nbytes
+    file.flush()
+    return tuple(spans)
+
+
+def _write_whole(value: object) -> _SharedFile:
+    """``value`` pickled into a shared file of its own: the pickle, then its buffers (of any
+    size: the whole value is shared)."""
+    import cloudpickle
+
+    buffers: list[pickle.PickleBuffer] = []
+
+    def out_of_band(buffer: pickle.PickleBuffer) -> bool:
+        with memoryview(buffer) as view:
+            if not view.contiguous:
+                return True  # in the pickle
+        buffers.append(buffer)
+        return False
+
+    data = cloudpickle.dumps(value, protocol=5, buffer_callback=out_of_band)
+    file = _unnamed_file()
+    try:
+        file.write(data)
+        spans = _write_buffers(file, buffers, len(data))
+    except BaseException:
+        file.close()
+        raise
+    return _SharedFile(file, len(data), spans)
+
+
+def loads(
+    data: bytes | bytearray | memoryview, spans: Spans, fds: list[int], refs: Refs = ()
+) -> Any:
     """The object ``dumps`` pickled, its buffers mapped from the descriptor that came with
-    it (closed here, and any other in ``fds``); copy-on-write, so that a process writing to
-    an array writes its own."""
-    if not spans:
-        discard(fds)
-        return pickle.loads(data)
+    it, and its handles' values from theirs (all closed here, and any other in ``fds``);
+    copy-on-write, so that a process writing to an array writes its own."""
+    own, theirs = (fds[:1], fds[1:]) if spans else ([], fds)
+    handles: dict[str, Shared[Any]] = {}
+    try:
+        for (token, size, handle_spans), fd in zip(refs, theirs, strict=False):
+            handles[token] = _attach(token, size, handle_spans, fd)
+    finally:
+        discard(theirs[len(handles) :])  # after a failure, those not reached
+    buffers = _mapped(own[0], spans) if spans else None
+    discard(own[1:])
+    if not refs:
+        return pickle.loads(data, buffers=buffers)
+    import io
+
+    unpickler = pickle.Unpickler(io.BytesIO(data), buffers=buffers)
+    unpickler.persistent_load = lambda pid: handles[pid[1]]  # type: ignore[method-assign]
+    return unpickler.load()
+
+
+#: The handles' values this worker process holds, by token: kept while a cached function
+#: (or anything else) uses them.
+_attached: Any = None
+
+
+def _attach(token: str, size: int, spans: Spans, fd: int) -> Shared[Any]:
+    global _attached
+    import weakref
+
+    if _attached is None:
+        _attached = weakref.WeakValueDictionary()
+    handle: Shared[Any] | None = _attached.get(token)
+    if handle is not None:
+        os.close(fd)  # its value is here already
+        return handle
+    end = max([size, *(offset + length for offset, length in spans)])
+    view = _mapped(fd, ((0, end),))[0]
+    value = pickle.loads(view[:size], buffers=[view[o : o + n] for o, n in spans])
+    handle = Shared(value, token=token, nbytes=end)
+    _attached[token] = handle
+    return handle
+
+
+def _mapped(fd: int, spans: Spans) -> list[memoryview]:
+    """Views of ``spans`` of the file ``fd`` (closed here), mapped copy-on-write."""
     import mmap
 
-    fd, *others = fds
-    discard(others)
     try:
         end = max(offset + size for offset, size in spans)
         mapped = mmap.mmap(fd, end, access=mmap.ACCESS_COPY)
     finally:
         os.close(fd)
     whole = memoryview(mapped)
-    return pickle.loads(data, buffers=[whole[offset : offset + size] for offset, size in spans])
+    return [whole[offset : offset + size] for offset, size in spans]
 
 
 def modules_of(data: bytes) -> list[str]:

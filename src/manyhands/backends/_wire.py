@@ -14,8 +14,9 @@ __all__ = ["receive", "send"]
 
 _HEADER = struct.Struct("!Q")
 _SMALL = 1 << 16
-#: Descriptors a message may carry.
-_MAX_FDS = 4
+#: Descriptors a message may carry: a function's buffers, its ``shared()`` handles (at most
+#: ``_shared.MAX_HANDLES``), a chunk's items. SCM_RIGHTS allows 253.
+_MAX_FDS = 253
 
 
 def send(sock: socket.socket, data: bytes, fds: tuple[int, ...] = ()) -> None:

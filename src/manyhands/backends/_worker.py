@@ -241,8 +241,9 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
             continue
         (_, ticket, fn_key, fn_payload, mode, stop_on_error, timed, first, levels, output,
          item_spans, body, fds) = message  # fmt: skip
-        # The function's shared file first (when it came, with buffers), then the items'.
-        fn_files = 1 if fn_payload is not None and fn_payload[1] else 0
+        # The function's shared files first (when it came: its buffers', then its handles'),
+        # then the items'.
+        fn_files = 0 if fn_payload is None else bool(fn_payload[1]) + len(fn_payload[2])
         fn_fds, item_fds = fds[:fn_files], fds[fn_files:]
         if levels is not None:  # a new job's: the caller's levels at its start
             logs.apply(levels)
@@ -345,7 +346,7 @@ def run_encoded(
 def _function(
     cache: dict[int, Callable[..., Any]],
     key: int,
-    payload: tuple[bytes, tuple[tuple[int, int], ...]] | None,
+    payload: tuple[bytes, _shared.Spans, _shared.Refs] | None,
     fds: list[int],
 ) -> Callable[..., Any]:
     # ``cache`` is kept in least-recently-used order (dicts keep insertion order), exactly as
@@ -354,8 +355,8 @@ def _function(
         cached = cache.pop(key)
         cache[key] = cached
         return cached
-    data, spans = payload
-    fn = unpickle_function(data, spans, fds)
+    data, spans, refs = payload
+    fn = unpickle_function(data, spans, fds, refs)
     cache[key] = fn
     if len(cache) > FUNCTION_CACHE_SIZE:
         del cache[next(iter(cache))]
@@ -364,13 +365,14 @@ def _function(
 
 def unpickle_function(
     payload: bytes | bytearray,
-    spans: tuple[tuple[int, int], ...] = (),
+    spans: _shared.Spans = (),
     fds: list[int] | None = None,
+    refs: _shared.Refs = (),
 ) -> Callable[..., Any]:
-    """The function of a job, as the caller pickled it (its shared buffers mapped from
-    ``fds``, ``_shared``); raises ``SerializationError``."""
+    """The function of a job, as the caller pickled it (its shared buffers and handles
+    mapped from ``fds``, ``_shared``); raises ``SerializationError``."""
     try:
-        fn: Callable[..., Any] = _shared.loads(payload, spans, fds or [])
+        fn: Callable[..., Any] = _shared.loads(payload, spans, fds or [], refs)
     except Exception as exc:
         raise SerializationError(
             f"the function could not be unpickled in the worker process: "

@@ -266,13 +266,13 @@ class ProcessBackend:
         body: _shared.Payload,
     ) -> None:
         key = chunk.job.key
-        send_fn: tuple[bytes, _shared.Spans] | None = None
+        send_fn: tuple[bytes, _shared.Spans, _shared.Refs] | None = None
         fds: tuple[int, ...] = ()
         if key in worker.functions:
             worker.functions.move_to_end(key)
         else:
             send_fn = fn_payload.wire()
-            fds = fn_payload.fds  # its shared buffers' file, for the worker to map
+            fds = fn_payload.fds  # its shared files (buffers, handles), for the worker to map
             worker.functions[key] = None
             if len(worker.functions) > _worker.FUNCTION_CACHE_SIZE:
                 worker.functions.popitem(last=False)
