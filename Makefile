@@ -1,5 +1,5 @@
 # `make demo` and `make test` each do the whole set-up on a fresh clone: create .venv,
-# install manyhands with its development dependencies and the Dask and plot extras, then run.
+# install manyhands with its development dependencies and the Dask, plot and blas extras, then run.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -9,11 +9,11 @@ PY     := $(VENV)/bin/python
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,dask,plot]'
+	$(PY) -m pip install --quiet -e '.[dev,dask,plot,blas]'
 	touch $@
 
 $(VENV)/.bench-installed: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[dev,dask,plot,bench]'
+	$(PY) -m pip install --quiet -e '.[dev,dask,plot,blas,bench]'
 	touch $@
 
 demo: $(VENV)/.installed

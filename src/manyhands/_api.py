@@ -227,6 +227,12 @@ def decide(
             from ._system import available_cpus
 
             reasons += (inner_threads_reason(chosen, available_cpus()),)
+        elif kind == "thread" and chosen > 1:
+            from ._core._decision import thread_limit_reason
+            from ._system import available_cpus, native_threads_loaded
+
+            if native_threads_loaded():
+                reasons += (thread_limit_reason(chosen, available_cpus()),)
         return Decision(kind, chosen, options.chunksize or 1, reasons)
     backends = Backends()
     try:

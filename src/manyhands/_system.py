@@ -13,6 +13,7 @@ __all__ = [
     "cgroup_cpu_limit",
     "gil_enabled",
     "inner_threads",
+    "native_threads_loaded",
     "runnable_seconds",
 ]
 
@@ -147,3 +148,12 @@ def inner_threads(workers: int, cpus: int | None = None) -> int:
     """Threads each of ``workers`` worker processes may give its native libraries (BLAS,
     OpenMP) so that workers x threads <= the CPUs (default: those this process may use)."""
     return max(1, (cpus if cpus is not None else available_cpus()) // max(1, workers))
+
+
+#: Modules that bring a native thread pool (BLAS, OpenMP) into the process when imported.
+NATIVE_THREAD_MODULES = ("numpy", "scipy", "sklearn", "torch", "numexpr", "cv2")
+
+
+def native_threads_loaded() -> bool:
+    """Whether a library with its own thread pool (numpy's BLAS, OpenMP) is loaded here."""
+    return any(name in sys.modules for name in NATIVE_THREAD_MODULES)

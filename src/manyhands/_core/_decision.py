@@ -27,7 +27,7 @@ import math
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from .._system import inner_threads
+from .._system import inner_threads, native_threads_loaded
 from ._records import NamedTuple
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "Evidence",
     "decide",
     "inner_threads_reason",
+    "thread_limit_reason",
 ]
 
 #: CPU time over wall time below which a function counts as mostly waiting.
@@ -190,6 +191,8 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
         size = 1 if wall <= 0 else max(1, min(8192, int(target / max(wall, 1e-9))))
         if backend == "process" and count is not None:
             reasons = (*reasons, inner_threads_reason(count, evidence.cpus))
+        elif backend == "thread" and native_threads_loaded():
+            reasons = (*reasons, thread_limit_reason(count, evidence.cpus))
         return Decision(backend, count, size, reasons, facts, revised)
 
     if evidence.coroutine:
@@ -319,6 +322,26 @@ def inner_threads_reason(workers: int, cpus: int) -> str:
     return (
         f"BLAS and OpenMP get {threads} {plural} in each process ({workers} x {threads} <= "
         f"{cpus} CPUs), unless OMP_NUM_THREADS and the like are set in your environment"
+    )
+
+
+def thread_limit_reason(threads: int | None, cpus: int) -> str:
+    """What this process's native libraries may start beside the thread backend's threads
+    (``backends._limits.hold_thread_limit``); said when one is loaded."""
+    import importlib.util
+
+    width = cpus if threads is None else min(threads, cpus)
+    limit = inner_threads(width, cpus)
+    plural = "thread" if limit == 1 else "threads"
+    if importlib.util.find_spec("threadpoolctl") is None:
+        return (
+            "a library with its own threads (BLAS, OpenMP) is loaded, and cannot be limited "
+            "without threadpoolctl: install manyhands[blas] so that threads x its threads <= "
+            f"{cpus} CPUs"
+        )
+    return (
+        f"BLAS and OpenMP get {limit} {plural} while the job's threads run (threadpoolctl; "
+        f"{width} x {limit} <= {cpus} CPUs), unless OMP_NUM_THREADS and the like are set"
     )
 
 

@@ -17,7 +17,7 @@ from .._core import _log
 from .._core._protocol import Capabilities
 from .._core._task import Chunk, failed_outcome, run_chunk
 from .._errors import PoolClosedError, add_note, broken_pool
-from . import _output
+from . import _limits, _output
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -72,6 +72,8 @@ class ThreadBackend:
         self._running: dict[Chunk, tuple[threading.Thread, _output.ItemLines | None]] = {}
         self._abandoned: set[threading.Thread] = set()
         self._warned_at = 0
+        #: Whether this backend holds a limit on the process's BLAS and OpenMP threads.
+        self._limited = False
         if eager:
             with self._lock:
                 while len(self._threads) < self._max_workers:
@@ -85,6 +87,8 @@ class ThreadBackend:
         with self._lock:
             if self._closed:
                 raise PoolClosedError("cannot submit work: this thread pool has been shut down")
+            if not self._limited and self._max_workers > 1:  # numpy may load with any job
+                self._limited = _limits.hold_thread_limit(self._max_workers)
             if self._idle.acquire(blocking=False):
                 chunk.reserve()  # an idle thread takes it
                 self._queue.put(chunk)
@@ -253,6 +257,10 @@ class ThreadBackend:
                 thread.join()
             else:
                 thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            limited, self._limited = self._limited, False
+        if limited:
+            _limits.release_thread_limit()
 
 
 def _drain_cancelled(work: queue.SimpleQueue[Chunk | None]) -> None:
