@@ -117,13 +117,26 @@ def test_a_client_is_used_as_given_and_left_open(dask_cluster: DaskCluster) -> N
 
 
 def test_a_large_function_travels_once_and_works(dask_cluster: DaskCluster) -> None:
+    import distributed
+
     blob = os.urandom(3 << 20)  # pickled with the function: larger than the scatter limit
+    handle = mh.shared(list(range(1000)))  # travels by value, inside the function
 
     def size_plus(x: int) -> int:
-        return len(blob) + x
+        return len(blob) + len(handle.value) + x
 
-    results = mh.map(size_plus, range(30), backend=mh.Dask(address=dask_cluster.address))
-    assert results == [len(blob) + x for x in range(30)]
+    def large_keys(dask_scheduler: Any) -> list[str]:
+        return [str(ts.key) for ts in dask_scheduler.tasks.values() if (ts.nbytes or 0) > 3e6]
+
+    with (
+        distributed.Client(dask_cluster.address, set_as_default=False) as client,
+        mh.Pool(backend=mh.Dask(client=client)) as pool,
+    ):
+        results = list(pool.map(size_plus, range(30)))
+        assert results == [len(blob) + 1000 + x for x in range(30)]
+        # One object of the function's size on the cluster, whatever the number of tasks:
+        # it was scattered once, and each task refers to it.
+        assert len(client.run_on_scheduler(large_keys)) == 1
 
 
 def test_initializer_runs_on_each_worker_before_its_items(dask_cluster: DaskCluster) -> None:
