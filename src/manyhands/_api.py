@@ -229,10 +229,11 @@ def decide(
             reasons += (inner_threads_reason(chosen, available_cpus()),)
         elif kind == "thread" and chosen > 1:
             from ._core._decision import thread_limit_reason
-            from ._system import available_cpus, native_threads_loaded
+            from ._system import available_cpus, native_thread_limiter
 
-            if native_threads_loaded():
-                reasons += (thread_limit_reason(chosen, available_cpus()),)
+            limited = native_thread_limiter()
+            if limited is not None:
+                reasons += (thread_limit_reason(chosen, available_cpus(), limited=limited),)
         return Decision(kind, chosen, options.chunksize or 1, reasons)
     backends = Backends()
     try:

@@ -13,6 +13,7 @@ __all__ = [
     "cgroup_cpu_limit",
     "gil_enabled",
     "inner_threads",
+    "native_thread_limiter",
     "native_threads_loaded",
     "runnable_seconds",
 ]
@@ -157,3 +158,13 @@ NATIVE_THREAD_MODULES = ("numpy", "scipy", "sklearn", "torch", "numexpr", "cv2")
 def native_threads_loaded() -> bool:
     """Whether a library with its own thread pool (numpy's BLAS, OpenMP) is loaded here."""
     return any(name in sys.modules for name in NATIVE_THREAD_MODULES)
+
+
+def native_thread_limiter() -> bool | None:
+    """Whether this process's native thread pools can be limited (threadpoolctl is
+    installed); None when none is loaded."""
+    if not native_threads_loaded():
+        return None
+    import importlib.util
+
+    return importlib.util.find_spec("threadpoolctl") is not None

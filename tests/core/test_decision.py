@@ -54,6 +54,17 @@ def test_a_short_waiting_item_is_not_worth_a_thread() -> None:
     assert decision.backend == "serial"
 
 
+def test_threads_say_what_a_loaded_native_library_gets() -> None:
+    gil_free = evidence(cpu_per_item=0.05, threads_scale=True)
+    assert not any("BLAS" in reason for reason in decide(gil_free).reasons)  # none loaded
+    limited = decide(gil_free._replace(native_threads=True))
+    assert limited.reasons[-1].startswith("BLAS and OpenMP get 1 thread while the job's")
+    assert "4 x 1 <= 4 CPUs" in limited.reasons[-1]
+    unlimited = decide(gil_free._replace(native_threads=False))
+    assert "install manyhands[blas]" in unlimited.reasons[-1]
+    assert limited.evidence["native_threads"] is True
+
+
 def test_c_code_that_releases_the_gil_goes_to_threads() -> None:
     decision = decide(evidence(cpu_per_item=0.05, threads_scale=True))
     assert (decision.backend, decision.workers) == ("thread", 4)

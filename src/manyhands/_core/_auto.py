@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .._system import LARGE_BUFFER, SHARES_BUFFERS, runnable_seconds
+from .._system import LARGE_BUFFER, SHARES_BUFFERS, native_thread_limiter, runnable_seconds
 from . import _log
 from ._concurrency import ConcurrencyController, littles_law_width
 from ._decision import (
@@ -476,6 +476,7 @@ class AutoPlan:
             samples=samples,
             function_bytes=function_bytes,
             shared_bytes=self._shared_bytes if candidate and pickle else 0,
+            native_threads=native_thread_limiter(),
         )
 
     def _pickling(self) -> tuple[bool, int | None, int]:

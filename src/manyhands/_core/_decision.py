@@ -27,7 +27,7 @@ import math
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from .._system import inner_threads, native_threads_loaded
+from .._system import inner_threads
 from ._records import NamedTuple
 
 __all__ = [
@@ -99,6 +99,9 @@ class Evidence(NamedTuple):
     #: ... but for these bytes of it, large buffers written once into shared memory and
     #: mapped by every worker.
     shared_bytes: int = 0
+    #: Whether a library with its own threads (BLAS, OpenMP) loaded here can be limited
+    #: (threadpoolctl is installed); None: none is loaded (``_system.native_thread_limiter``).
+    native_threads: bool | None = None
 
     @property
     def start_cost(self) -> float:
@@ -130,6 +133,7 @@ class Evidence(NamedTuple):
                 "samples": self.samples,
                 "function_bytes": self.function_bytes,
                 "shared_bytes": self.shared_bytes,
+                "native_threads": self.native_threads,
             }
         )
 
@@ -191,8 +195,9 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
         size = 1 if wall <= 0 else max(1, min(8192, int(target / max(wall, 1e-9))))
         if backend == "process" and count is not None:
             reasons = (*reasons, inner_threads_reason(count, evidence.cpus))
-        elif backend == "thread" and native_threads_loaded():
-            reasons = (*reasons, thread_limit_reason(count, evidence.cpus))
+        elif backend == "thread" and evidence.native_threads is not None:
+            limited = evidence.native_threads
+            reasons = (*reasons, thread_limit_reason(count, evidence.cpus, limited=limited))
         return Decision(backend, count, size, reasons, facts, revised)
 
     if evidence.coroutine:
@@ -325,15 +330,14 @@ def inner_threads_reason(workers: int, cpus: int) -> str:
     )
 
 
-def thread_limit_reason(threads: int | None, cpus: int) -> str:
+def thread_limit_reason(threads: int | None, cpus: int, *, limited: bool) -> str:
     """What this process's native libraries may start beside the thread backend's threads
-    (``backends._limits.hold_thread_limit``); said when one is loaded."""
-    import importlib.util
-
+    (``backends._limits.hold_thread_limit``): said when one is loaded; ``limited``: whether
+    threadpoolctl can limit them (``Evidence.native_threads``)."""
     width = cpus if threads is None else min(threads, cpus)
     limit = inner_threads(width, cpus)
     plural = "thread" if limit == 1 else "threads"
-    if importlib.util.find_spec("threadpoolctl") is None:
+    if not limited:
         return (
             "a library with its own threads (BLAS, OpenMP) is loaded, and cannot be limited "
             "without threadpoolctl: install manyhands[blas] so that threads x its threads <= "
