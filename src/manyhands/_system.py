@@ -163,8 +163,16 @@ def native_threads_loaded() -> bool:
 def native_thread_limiter() -> bool | None:
     """Whether this process's native thread pools can be limited (threadpoolctl is
     installed); None when none is loaded."""
+    global _threadpoolctl
     if not native_threads_loaded():
         return None
-    import importlib.util
+    if _threadpoolctl is None:  # looked for once: importing importlib.util costs a first call
+        _threadpoolctl = "threadpoolctl" in sys.modules or any(
+            finder.find_spec("threadpoolctl", None) is not None
+            for finder in sys.meta_path
+            if hasattr(finder, "find_spec")
+        )
+    return _threadpoolctl
 
-    return importlib.util.find_spec("threadpoolctl") is not None
+
+_threadpoolctl: bool | None = None

@@ -3,6 +3,9 @@ its threads x theirs <= the CPUs, and restores them after; a caller's own variab
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
 
 import manyhands as mh
@@ -35,12 +38,29 @@ def test_a_pool_holds_the_limit_for_its_life_and_two_pools_share_it() -> None:
         first = mh.Pool(backend="thread", workers=WIDE)
         second = mh.Pool(backend="thread", workers=WIDE)
         # imap and submit hand work over from the caller's thread (here the main one).
-        assert set(first.imap(blas_threads, range(2))) == {1}
-        assert second.submit(blas_threads).result() == 1
+        assert set(first.imap(two_at_once(), range(2))) == {1}
+        met = two_at_once()
+        assert [f.result() for f in [second.submit(met, n) for n in range(2)]] == [1, 1]
         first.shutdown()
         assert blas_threads() == 1  # the second still runs
         second.shutdown()
         assert blas_threads() == 3
+
+
+def test_one_thread_at_a_time_needs_no_limit() -> None:
+    with threadpoolctl.threadpool_limits(limits=3), mh.Pool(backend="thread") as pool:
+        assert pool.submit(blas_threads).result() == 3  # auto's probe: one item, alone
+
+
+def two_at_once() -> Any:
+    """``blas_threads``, once two threads run it together (so that two threads are there)."""
+    both = threading.Barrier(2)
+
+    def meet(_: object) -> int:
+        both.wait(timeout=30)
+        return blas_threads()
+
+    return meet
 
 
 def test_one_thread_is_not_limited() -> None:

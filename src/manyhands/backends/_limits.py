@@ -76,18 +76,19 @@ def hold_thread_limit(threads: int) -> bool:
     with _lock:
         if _holders == 0:
             limit = inner_threads(min(threads, available_cpus()))
-            _limiter = threadpoolctl.threadpool_limits(limits=limit)
-            _check_applied(threadpoolctl, limit)
+            controller = threadpoolctl.ThreadpoolController()  # finds the libraries: 2-3 ms
+            _limiter = controller.limit(limits=limit)
+            _check_applied(controller, limit)
         _holders += 1
     return True
 
 
-def _check_applied(threadpoolctl: Any, limit: int) -> None:
+def _check_applied(controller: Any, limit: int) -> None:
     # OpenBLAS (0.3.31 here) ignores a new size set from any thread but the main one once
     # the main thread has set one: said at DEBUG, since nothing else can change it.
     missed = [
         pool["internal_api"]
-        for pool in threadpoolctl.threadpool_info()
+        for pool in controller.info()  # reads each library's size again; no new search
         if pool.get("num_threads", limit) > limit
     ]
     if missed:

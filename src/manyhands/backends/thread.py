@@ -87,8 +87,6 @@ class ThreadBackend:
         with self._lock:
             if self._closed:
                 raise PoolClosedError("cannot submit work: this thread pool has been shut down")
-            if not self._limited and self._max_workers > 1:  # numpy may load with any job
-                self._limited = _limits.hold_thread_limit(self._max_workers)
             if self._idle.acquire(blocking=False):
                 chunk.reserve()  # an idle thread takes it
                 self._queue.put(chunk)
@@ -97,6 +95,11 @@ class ThreadBackend:
             if active + self._wanted >= self._max_workers:
                 self._queue.put(chunk)  # it waits for a thread to finish
                 return
+            if not self._limited and active + self._wanted >= 1:
+                # A second thread: from now on native libraries' threads would compete with
+                # ours (checked here and not before: numpy may load with any job, and a
+                # job's first item alone, auto's probe, needs no limit).
+                self._limited = _limits.hold_thread_limit(self._max_workers)
             chunk.reserve()  # a thread starts for it
             self._queue.put(chunk)
             if self._spawning:
