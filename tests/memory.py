@@ -25,3 +25,33 @@ def shmem() -> int | None:
     except OSError:
         pass
     return None
+
+
+def shm_mapped(pid: int | str = "self") -> int | None:
+    """Bytes of shared-memory files (``/dev/shm``) process ``pid`` has mapped (Linux), else
+    None. Unlike ``shmem()``, nothing another process does changes it."""
+    try:
+        with open(f"/proc/{pid}/maps", encoding="ascii", errors="replace") as maps:
+            total = 0
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                if len(fields) == 6 and fields[5].startswith("/dev/shm/"):
+                    start, end = (int(end, 16) for end in fields[0].split("-"))
+                    total += end - start
+            return total
+    except OSError:
+        return None
+
+
+def shm_open() -> int | None:
+    """Bytes of the shared-memory files (``/dev/shm``) this process holds open (Linux)."""
+    if not os.path.isdir("/proc/self/fd"):
+        return None
+    total = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("/dev/shm/"):
+                total += os.stat(f"/proc/self/fd/{fd}").st_size
+        except OSError:
+            continue  # the directory's own descriptor, or closed meanwhile
+    return total
