@@ -135,10 +135,10 @@ def dumps(
     ``share=False``, or where descriptors cannot travel: all in the pickle. ``plain_first``:
     try the standard library's C pickler first (fast; by reference), and cloudpickle only for
     what it cannot name. ``handles``: a ``Shared`` met is referred to by its token, its
-    value in its own shared file (a function's pickle: not for items, where a per-object
-    hook would slow every item). ``before_copy(pickle)`` is called when there are large
-    buffers to write, before they are written: what can start meanwhile (worker processes,
-    and their imports: ``modules_of``) starts then.
+    value in a shared file of its own (a function's pickle; in items and results a handle
+    travels by value). ``before_copy(pickle)`` is called when there is something large to
+    write (buffers, or a handle's first copy), before it is written: what can start
+    meanwhile (worker processes, and their imports: ``modules_of``) starts then.
     """
     buffers: list[pickle.PickleBuffer] = []
     share = share and SHARES_BUFFERS
@@ -170,11 +170,12 @@ def dumps(
             f"a function uses {len(met)} manyhands.shared() handles; at most {MAX_HANDLES} "
             "can travel with one function: share one container of them instead"
         )
+    unwritten = any(handle._file is None for handle in met.values())
+    if before_copy is not None and (buffers or unwritten):
+        before_copy(data)
     parts = tuple((token, shared_file(handle)) for token, handle in met.items())
     if not buffers:
         return Payload(data, (), None, parts)
-    if before_copy is not None:
-        before_copy(data)
     file = _unnamed_file()
     try:
         spans = _write_buffers(file, buffers, 0)

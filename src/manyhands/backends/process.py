@@ -212,10 +212,11 @@ class ProcessBackend:
         return payload
 
     def _prepare_workers(self, data: bytes) -> None:
-        """Called before a function's large buffers are written to shared memory (a few
-        hundred ms for 400 MB): every worker not started yet starts, and all are told which
-        modules the function needs, so that they boot and import (numpy: 0.1 s) meanwhile,
-        instead of after it. A job whose function reaches that much data is worth them all."""
+        """Called before a function's large buffers (or a ``shared()`` handle's first copy)
+        are written to shared memory (a few hundred ms for 400 MB): every worker not started
+        yet starts, and all are told which modules the function needs, so that they boot and
+        import (numpy: 0.1 s) meanwhile, instead of after it. A job whose function reaches
+        that much data is worth them all."""
         message = pickle.dumps(("prepare", _shared.modules_of(data)))
         with self._lock:
             if self._closing or self._broken is not None:
