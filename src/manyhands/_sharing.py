@@ -10,6 +10,7 @@ import threading
 
 TYPE_CHECKING = False  # a worker imports this module: typing stays off its start-up
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, Generic, TypeVar
 
     T = TypeVar("T")
@@ -63,7 +64,7 @@ class Shared(_Generic[T]):
         self._value = value
         #: Names this value in worker processes (unique across callers).
         self.token = os.urandom(12).hex() if token is None else token
-        #: Its shared copy (``backends._shared.shared_file`` writes it).
+        #: Its shared copy, made by ``copy()``.
         self._file: Any = None
         self._nbytes = nbytes
         self._lock = threading.Lock()
@@ -76,6 +77,20 @@ class Shared(_Generic[T]):
     def nbytes(self) -> int | None:
         """The size of its shared copy (pickle and buffers), once it has been written."""
         return self._nbytes
+
+    @property
+    def copied(self) -> bool:
+        """Whether it holds a shared copy now."""
+        return self._file is not None
+
+    def copy(self, write: Callable[[T], Any]) -> Any:
+        """Its shared copy: ``write(value)`` makes it the first time (or after ``close()``);
+        the result's ``nbytes`` is its size. ``backends._shared`` writes and maps it."""
+        with self._lock:
+            if self._file is None:
+                self._file = write(self._value)
+                self._nbytes = self._file.nbytes
+            return self._file
 
     def close(self) -> None:
         """Release the shared copy; a job that uses the handle again writes a new one."""

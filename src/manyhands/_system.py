@@ -16,6 +16,7 @@ __all__ = [
     "native_thread_limiter",
     "native_threads_loaded",
     "runnable_seconds",
+    "travels_shared",
 ]
 
 
@@ -25,6 +26,12 @@ __all__ = [
 SHARES_BUFFERS = sys.platform != "win32"
 #: Buffers from this size on travel to worker processes through shared memory.
 LARGE_BUFFER = 1 << 20
+
+
+def travels_shared(view: memoryview) -> bool:
+    """Whether an out-of-band buffer goes through shared memory rather than in the pickle
+    (``backends._shared`` sends it so; the planner sizes it so)."""
+    return SHARES_BUFFERS and view.nbytes >= LARGE_BUFFER and view.contiguous
 
 
 def available_cpus() -> int:
@@ -166,12 +173,10 @@ def native_thread_limiter() -> bool | None:
     global _threadpoolctl
     if not native_threads_loaded():
         return None
-    if _threadpoolctl is None:  # looked for once: importing importlib.util costs a first call
-        _threadpoolctl = "threadpoolctl" in sys.modules or any(
-            finder.find_spec("threadpoolctl", None) is not None
-            for finder in sys.meta_path
-            if hasattr(finder, "find_spec")
-        )
+    if _threadpoolctl is None:  # looked for once per process
+        import importlib.util
+
+        _threadpoolctl = importlib.util.find_spec("threadpoolctl") is not None
     return _threadpoolctl
 
 

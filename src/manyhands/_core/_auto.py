@@ -38,7 +38,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from .._system import LARGE_BUFFER, SHARES_BUFFERS, native_thread_limiter, runnable_seconds
+from .._system import (
+    SHARES_BUFFERS,
+    native_thread_limiter,
+    runnable_seconds,
+    travels_shared,
+)
 from . import _log
 from ._concurrency import ConcurrencyController, littles_law_width
 from ._decision import (
@@ -792,7 +797,7 @@ def pickled_size(value: object, shared: list[int] | None = None) -> int | None:
 
     def out_of_band(buffer: Any) -> None:
         with memoryview(buffer) as view:
-            if SHARES_BUFFERS and view.nbytes >= LARGE_BUFFER and view.contiguous:
+            if travels_shared(view):
                 counter.shared += view.nbytes
             else:
                 counter.out_of_band += view.nbytes

@@ -195,8 +195,8 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
         size = 1 if wall <= 0 else max(1, min(8192, int(target / max(wall, 1e-9))))
         if backend == "process" and count is not None:
             reasons = (*reasons, inner_threads_reason(count, evidence.cpus))
-        elif backend == "thread" and evidence.native_threads is not None:
-            limited = evidence.native_threads
+        elif backend == "thread" and count != 1 and evidence.native_threads is not None:
+            limited = evidence.native_threads  # one thread alone is not limited
             reasons = (*reasons, thread_limit_reason(count, evidence.cpus, limited=limited))
         return Decision(backend, count, size, reasons, facts, revised)
 

@@ -22,7 +22,6 @@ __all__ = [
     "pickle_function",
     "pickle_items",
     "pickle_shared_function",
-    "pickle_shared_items",
 ]
 
 
@@ -57,21 +56,11 @@ def _unpicklable(fn: object, what: str, exc: Exception) -> SerializationError:
     )
 
 
-def pickle_items(chunk: Chunk) -> bytes:
-    """The chunk's items, pickled whole (for workers that get no shared buffers: Dask's)."""
-    import cloudpickle
-
+def pickle_items(chunk: Chunk, *, share: bool = True) -> _shared.Payload:
+    """The chunk's items pickled, the large buffers they hold in shared memory (not with
+    ``share=False``: Dask's workers get no descriptors)."""
     try:
-        data: bytes = cloudpickle.dumps(chunk.items, protocol=pickle.HIGHEST_PROTOCOL)
-        return data
-    except Exception as exc:
-        _blame_item(chunk, exc)
-
-
-def pickle_shared_items(chunk: Chunk) -> _shared.Payload:
-    """The chunk's items pickled, the large buffers they hold in shared memory."""
-    try:
-        return _shared.dumps(chunk.items)
+        return _shared.dumps(chunk.items, share=share)
     except Exception as exc:
         _blame_item(chunk, exc)
 

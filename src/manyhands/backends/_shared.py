@@ -35,7 +35,7 @@ import os
 import pickle
 
 from .._sharing import Shared
-from .._system import LARGE_BUFFER, SHARES_BUFFERS
+from .._system import SHARES_BUFFERS, travels_shared
 
 TYPE_CHECKING = False  # a worker imports this module: typing stays off its start-up
 if TYPE_CHECKING:
@@ -46,21 +46,11 @@ if TYPE_CHECKING:
     #: What a function's message says of each handle it uses: (token, pickle size, spans).
     Refs = tuple[tuple[str, int, Spans], ...]
 
-__all__ = ["Payload", "discard", "dumps", "loads", "modules_of", "shared_file"]
+__all__ = ["Payload", "discard", "dumps", "loads", "modules_of", "pickled"]
 #: Each buffer starts at a multiple of this in the file (what numpy's SIMD loops like).
 _ALIGN = 64
 #: Handles one function may use: each is a descriptor in its message (SCM_RIGHTS allows 253).
 MAX_HANDLES = 200
-
-
-def shared_file(handle: Shared[Any]) -> _SharedFile:
-    """The handle's shared copy, written now if it has none (``_sharing.Shared``)."""
-    with handle._lock:
-        if handle._file is None:
-            handle._file = _write_whole(handle._value)
-            handle._nbytes = handle._file.nbytes
-        file: _SharedFile = handle._file
-        return file
 
 
 class _SharedFile:
@@ -148,20 +138,16 @@ def dumps(
         if not share:
             return True
         with memoryview(buffer) as view:
-            large = view.nbytes >= LARGE_BUFFER and view.contiguous
+            large = travels_shared(view)
         if large:
             buffers.append(buffer)
         return not large  # False: out of band
 
-    data: bytes | None = None
-    if plain_first:
-        try:
-            data = pickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
-        except Exception:
-            buffers.clear()  # of the attempt that failed
-    if data is None and handles and share:
+    if handles and share:
         data = _pickle_function(obj, out_of_band, met)
-    if data is None:
+    elif plain_first:
+        data = pickled(obj, out_of_band, restart=buffers.clear)
+    else:
         import cloudpickle
 
         data = cloudpickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
@@ -170,10 +156,10 @@ def dumps(
             f"a function uses {len(met)} manyhands.shared() handles; at most {MAX_HANDLES} "
             "can travel with one function: share one container of them instead"
         )
-    unwritten = any(handle._file is None for handle in met.values())
-    if before_copy is not None and (buffers or unwritten):
+    uncopied = any(not handle.copied for handle in met.values())
+    if before_copy is not None and (buffers or uncopied):
         before_copy(data)
-    parts = tuple((token, shared_file(handle)) for token, handle in met.items())
+    parts = tuple((token, handle.copy(_write_whole)) for token, handle in met.items())
     if not buffers:
         return Payload(data, (), None, parts)
     file = _unnamed_file()
@@ -183,6 +169,30 @@ def dumps(
         file.close()
         raise
     return Payload(data, spans, file, parts)
+
+
+def pickled(
+    obj: object,
+    buffer_callback: Callable[[pickle.PickleBuffer], bool] | None = None,
+    *,
+    restart: Callable[[], object] | None = None,
+) -> bytes:
+    """``obj`` pickled with the fast C pickler; by cloudpickle for what it cannot name.
+
+    In a worker, everything plain pickle can pickle by reference is importable here and so in
+    the parent too (both share ``sys.path``); what it cannot (classes and functions that came
+    by value from the parent's ``__main__``) cloudpickle sends by value. ``restart()`` is
+    called before cloudpickle's try: what the failed one gave ``buffer_callback`` is void.
+    """
+    try:
+        return pickle.dumps(obj, protocol=5, buffer_callback=buffer_callback)
+    except Exception:
+        if restart is not None:
+            restart()
+    import cloudpickle
+
+    data: bytes = cloudpickle.dumps(obj, protocol=5, buffer_callback=buffer_callback)
+    return data
 
 
 def _pickle_function(

@@ -62,20 +62,8 @@ BOOTSTRAP = (
 )
 
 
-def dumps(obj: Any) -> bytes:
-    """Pickle with the fast C pickler; fall back to cloudpickle for what it cannot name.
-
-    In a worker, everything plain pickle can pickle by reference is importable here and so in
-    the parent too (both share ``sys.path``); what it cannot (classes and functions that came
-    by value from the parent's ``__main__``) cloudpickle sends by value.
-    """
-    try:
-        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        import cloudpickle
-
-        data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-        return data
+#: Messages and outcomes: the C pickler first, cloudpickle for what it cannot name.
+dumps = _shared.pickled
 
 
 def wire_error(error: ItemError) -> WireError:

@@ -230,7 +230,7 @@ class DaskBackend:
 
     def submit(self, chunk: Chunk) -> None:
         token, fn_arg = self._function(chunk.job)
-        body = pickle_items(chunk)
+        body = pickle_items(chunk, share=False).data  # Dask passes no descriptors
         with self._lock:
             if self._closing:
                 raise PoolClosedError("cannot submit work: this Dask backend has been shut down")

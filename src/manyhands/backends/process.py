@@ -63,8 +63,8 @@ from . import _limits, _output, _shared, _worker, _worker_logs, shutdown_elsewhe
 from ._pickling import (
     decode_outcome,
     pickle_function,
+    pickle_items,
     pickle_shared_function,
-    pickle_shared_items,
 )
 from ._wire import receive, send
 
@@ -187,7 +187,7 @@ class ProcessBackend:
         job = chunk.job
         _worker_logs.levels_of(job)  # the caller's logging levels at the start of the job
         fn_payload = self._function_payload(job)
-        body = pickle_shared_items(chunk)
+        body = pickle_items(chunk)
         with self._lock:
             if self._closing:
                 raise PoolClosedError("cannot submit work: this process pool has been shut down")
@@ -514,7 +514,7 @@ class ProcessBackend:
                 # Only the first chunk was running; those queued behind it never started:
                 # they go back to the front of the queue, for another worker.
                 for ticket, sent in reversed(held[1:]):
-                    entry = (ticket, sent.chunk, sent.fn_payload, pickle_shared_items(sent.chunk))
+                    entry = (ticket, sent.chunk, sent.fn_payload, pickle_items(sent.chunk))
                     self._pending.appendleft(entry)
         self._selector.unregister(worker.sock)
         worker.sock.close()

@@ -95,11 +95,7 @@ class ThreadBackend:
             if active + self._wanted >= self._max_workers:
                 self._queue.put(chunk)  # it waits for a thread to finish
                 return
-            if not self._limited and active + self._wanted >= 1:
-                # A second thread: from now on native libraries' threads would compete with
-                # ours (checked here and not before: numpy may load with any job, and a
-                # job's first item alone, auto's probe, needs no limit).
-                self._limited = _limits.hold_thread_limit(self._max_workers)
+            self._limit_locked(active + self._wanted + 1)
             chunk.reserve()  # a thread starts for it
             self._queue.put(chunk)
             if self._spawning:
@@ -115,7 +111,18 @@ class ThreadBackend:
                 raise
 
     def _start_thread(self) -> None:
+        self._limit_locked(len(self._threads) - len(self._abandoned) + 1)
         self._new_thread(link=False).start()
+
+    def _limit_locked(self, threads: int) -> None:
+        """``threads`` are about to run: from the second on, native libraries' threads
+        compete with ours, so the process's BLAS and OpenMP get a limit (not before: numpy
+        may load with any job, and a job's first item alone, auto's probe, needs none).
+        Taken here, in the thread that hands work over, not in a thread of the chain that
+        starts ours: OpenBLAS ignores a size set from any thread but the main one once the
+        main thread has set one."""
+        if threads >= 2 and not self._limited:
+            self._limited = _limits.hold_thread_limit(self._max_workers)
 
     def _new_thread(self, *, link: bool) -> threading.Thread:
         """A worker thread, counted among ours; the caller starts it (under the lock or
