@@ -31,7 +31,9 @@ sys.path.insert(0, str(TESTS))
 
 HAS_DASK = importlib.util.find_spec("distributed") is not None
 #: The contract runs on "dask" too where it is installed (``make test`` installs it).
-BACKENDS = ["serial", "thread", "process", "asyncio"] + (["dask"] if HAS_DASK else [])
+BACKENDS = ["serial", "thread", "process", "processes-threads", "asyncio"] + (
+    ["dask"] if HAS_DASK else []
+)
 
 #: Processes started by session fixtures: they and their descendants are not leaks.
 _OWNED_ROOTS: set[int] = set()
@@ -41,12 +43,16 @@ _PROCESS_WIDE_THREADS = ("Dask-Callback-Thread", "Dask-Offload")
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
+def backend(request: pytest.FixtureRequest) -> Any:
     name: str = request.param
     if name == "dask":
         # map(..., backend="dask") without an address goes to DASK_SCHEDULER_ADDRESS, as
         # distributed.Client() does: the session's cluster.
         request.getfixturevalue("dask_default_cluster")
+    if name == "processes-threads":  # worker processes that each run items on threads
+        import manyhands
+
+        return manyhands.Processes(threads=3)
     return name
 
 

@@ -469,3 +469,35 @@ def reads_handle_too(handle: Any) -> Any:
         return os.getpid(), id(handle.value), len(handle.value)
 
     return read_too
+
+
+#: Three items meet here, in one worker process that runs them on threads at once.
+MEETING = threading.Barrier(3)
+
+
+def meets(x: int) -> tuple[int, int, int]:
+    """Waits until three items run at once in this process; (item, pid, thread)."""
+    print(f"start {x}")
+    MEETING.wait(timeout=60)
+    print(f"end {x}")
+    if x == 1:
+        raise ValueError("item 1 is bad")
+    return x, os.getpid(), threading.get_ident()
+
+
+def dies_among_threads(args: tuple[str, int]) -> int:
+    """On a first run, items 0-2 meet (they run at once), then item 1 ends its process while
+    the other two still run; run again (FOLDER/ran-X exists), an item returns, or item 1
+    dies alone. Each run is recorded as FOLDER/ran-X-PID."""
+    folder, x = args
+    again = (Path(folder) / f"ran-{x}").exists()
+    (Path(folder) / f"ran-{x}").touch()
+    (Path(folder) / f"ran-{x}-{os.getpid()}").touch()
+    if x == 1:
+        if not again:
+            MEETING.wait(timeout=60)
+        os._exit(3)
+    if x < 3 and not again:
+        MEETING.wait(timeout=60)
+        RELEASE.wait(300)  # until item 1 ends the process
+    return x

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     )
     from ._executors import ProcessPoolExecutor, ThreadPoolExecutor
     from ._journal_status import JournalItem, JournalStatus, journal_status
-    from ._options import Dask, Journal
+    from ._options import Dask, Journal, Processes
     from ._pool import Pool
     from ._sharing import Shared, shared
     from ._stats import PoolStatistics
@@ -70,6 +70,7 @@ __all__ = [
     "PoolClosedError",
     "PoolStatistics",
     "ProcessPoolExecutor",
+    "Processes",
     "RemoteError",
     "RemoteTraceback",
     "Retry",
@@ -98,6 +99,7 @@ _HOME = {
     "Dask": "_options",
     "Decision": "_core._decision",
     "Journal": "_options",
+    "Processes": "_options",
     "Failure": "_core._failure",
     "Retry": "_core._failure",
     "TaskTimeout": "_errors",

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from ._core._task import Mode
     from ._keywords import CallKeywords
-    from ._options import Dask
+    from ._options import Dask, Processes
 
     T = TypeVar("T")
     R = TypeVar("R")
@@ -51,9 +51,11 @@ def map(fn: Callable[[T], R], items: Iterable[T], /, **options: Unpack[CallKeywo
     ``backend``: ``"auto"`` (the default: measures the first item and chooses), ``"serial"``,
     ``"thread"``, ``"process"``, ``"asyncio"``, or ``"dask"``: a local Dask cluster started
     for the call, or ``manyhands.Dask(address="tcp://host:8786")`` / ``Dask(client=...)``
-    (``pip install 'manyhands[dask]'``). ``workers``: how many at once (default: the CPUs
-    this process may use for processes, a few more for threads, adapted for auto's threads;
-    the cluster's threads for dask). ``ordered=False``: completion order. ``chunksize``:
+    (``pip install 'manyhands[dask]'``); ``manyhands.Processes(threads=32)``: processes
+    that each run that many items at once on threads (waiting work that keeps a GIL busy).
+    ``workers``: how many at once (default: the CPUs this process may use for processes, a
+    few more for threads, adapted for auto's threads; the cluster's threads for dask; the
+    processes for ``Processes``). ``ordered=False``: completion order. ``chunksize``:
     items that travel together (default: measured). ``progress=True``: a progress bar.
 
     Failures: ``errors="raise"`` raises the first item that fails for good, as its own
@@ -184,7 +186,7 @@ def explain(
     items: Iterable[Any],
     /,
     *,
-    backend: str | Dask = "auto",
+    backend: str | Processes | Dask = "auto",
     workers: int | None = None,
     chunksize: int | None = None,
     timeout: float | None = None,

@@ -10,7 +10,7 @@ import os
 from typing import TypedDict
 
 from ._core._failure import Retry
-from ._options import Dask, Journal
+from ._options import Dask, Journal, Processes
 
 __all__ = ["CallKeywords", "MapKeywords"]
 
@@ -32,5 +32,5 @@ class MapKeywords(TypedDict, total=False):
 class CallKeywords(MapKeywords, total=False):
     """What the one-call functions take besides: where the work runs."""
 
-    backend: str | Dask
+    backend: str | Processes | Dask
     workers: int | None

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from ._core._failure import Retry
     from ._core._task import Mode
     from ._keywords import MapKeywords
-    from ._options import Dask, Journal
+    from ._options import Dask, Journal, Processes
     from ._run import MapCall
 
 __all__ = ["Pool"]
@@ -64,7 +64,7 @@ class Pool(Executor):
     def __init__(
         self,
         *,
-        backend: str | Dask = "auto",
+        backend: str | Processes | Dask = "auto",
         workers: int | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),

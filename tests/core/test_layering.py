@@ -110,6 +110,7 @@ def test_public_surface_is_pinned() -> None:
         "PoolClosedError",
         "PoolStatistics",
         "ProcessPoolExecutor",
+        "Processes",
         "RemoteError",
         "RemoteTraceback",
         "Retry",

@@ -33,27 +33,29 @@ class Case:
 
 POSIX = sys.platform != "win32"
 CASES = [
-    Case("raise", workloads.bad_raise, ("serial", "thread", "process", "asyncio"), "error",
-         ValueError, message="item 7 is bad"),
-    Case("exit", workloads.bad_exit, ("process",), "crash", mh.WorkerCrashed, exitcode=3,
-         message="exited with code 3"),
-    Case("unpicklable result", workloads.bad_result, ("process",), "error",
+    Case("raise", workloads.bad_raise, ("serial", "thread", "process", "processes-threads",
+         "asyncio"), "error", ValueError, message="item 7 is bad"),
+    Case("exit", workloads.bad_exit, ("process", "processes-threads"), "crash",
+         mh.WorkerCrashed, exitcode=3, message="exited with code 3"),
+    Case("unpicklable result", workloads.bad_result, ("process", "processes-threads"), "error",
          mh.SerializationError, message="cannot be pickled to send it back"),
-    Case("hang", workloads.bad_hang, ("thread", "process"), "timeout", mh.TaskTimeout,
-         options={"timeout": 1}, message="ran longer than timeout=1 s"),
+    Case("hang", workloads.bad_hang, ("thread", "process", "processes-threads"), "timeout",
+         mh.TaskTimeout, options={"timeout": 1}, message="ran longer than timeout=1 s"),
     Case("hang", workloads.bad_hang_async, ("asyncio",), "timeout", mh.TaskTimeout,
          options={"timeout": 1}, message="ran longer than timeout=1 s"),
 ]  # fmt: skip
 if POSIX:
     CASES += [
-        Case("SIGKILL", workloads.bad_sigkill, ("process",), "crash", mh.WorkerCrashed,
-             signal=signal.SIGKILL, message="ran out of memory"),
-        Case("segfault", workloads.bad_segfault, ("process",), "crash", mh.WorkerCrashed,
-             signal=signal.SIGSEGV, message="SIGSEGV"),
+        Case("SIGKILL", workloads.bad_sigkill, ("process", "processes-threads"), "crash",
+             mh.WorkerCrashed, signal=signal.SIGKILL, message="ran out of memory"),
+        Case("segfault", workloads.bad_segfault, ("process", "processes-threads"), "crash",
+             mh.WorkerCrashed, signal=signal.SIGSEGV, message="SIGSEGV"),
     ]  # fmt: skip
 
+#: "processes-threads": worker processes that run three items at once each, on threads.
+BACKEND = {"processes-threads": mh.Processes(threads=3)}
 PARAMS = [
-    pytest.param(case, backend, id=f"{case.name}-{backend}")
+    pytest.param(case, BACKEND.get(backend, backend), id=f"{case.name}-{backend}")
     for case in CASES
     for backend in case.backends
 ]
@@ -72,7 +74,7 @@ def release_abandoned_threads() -> Any:
 
 
 @pytest.mark.parametrize(("case", "backend"), PARAMS)
-def test_one_bad_item_fails_alone(case: Case, backend: str) -> None:
+def test_one_bad_item_fails_alone(case: Case, backend: Any) -> None:
     results = mh.map(
         case.fn, range(20), backend=backend, workers=2, errors="return", **case.options
     )
@@ -91,7 +93,7 @@ def test_one_bad_item_fails_alone(case: Case, backend: str) -> None:
 
 
 @pytest.mark.parametrize(("case", "backend"), PARAMS)
-def test_raise_mode_raises_the_exact_error(case: Case, backend: str) -> None:
+def test_raise_mode_raises_the_exact_error(case: Case, backend: Any) -> None:
     with pytest.raises(case.raises, match=case.message.replace("(", r"\(")) as caught:
         mh.map(case.fn, range(20), backend=backend, workers=2, **case.options)
     assert any("item 7" in note for note in caught.value.__notes__)

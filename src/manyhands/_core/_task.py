@@ -245,7 +245,9 @@ class Chunk:
         """Called by a backend just before it runs the chunk; False means skip it."""
         if self.cancelled:
             return False
-        if self.on_claim is not None and not self.on_claim():
+        # Once: a chunk sent again (its worker died before it ran) is claimed again.
+        on_claim, self.on_claim = self.on_claim, None
+        if on_claim is not None and not on_claim():
             return False
         self.started_at = time.monotonic()
         self.thread = threading.get_ident()

@@ -248,15 +248,23 @@ class Running:
     then puts what the lines kept on the outcome.
     """
 
-    __slots__ = ("first", "lines", "results", "worker")
+    __slots__ = ("first", "lines", "results", "ticket", "worker")
 
     def __init__(
-        self, first: int, results: list[Any], worker: str, lines: ItemLines | None = None
+        self,
+        first: int,
+        results: list[Any],
+        worker: str,
+        lines: ItemLines | None = None,
+        ticket: int | None = None,
     ) -> None:
         self.first = first
         self.results = results
         self.worker = worker
         self.lines = lines
+        #: In a worker process, the chunk's ticket: its lines reach that chunk in the caller
+        #: (a worker that runs threads runs several chunks at once, perhaps of two jobs).
+        self.ticket = ticket
 
     @property
     def item(self) -> int:
@@ -351,9 +359,10 @@ class LineWriter:
     user's own), where the caller's ``ItemLines`` for the running chunk takes it.
 
     Lines from two threads of one worker never split each other: each message is whole
-    lines, and a partial line waits for its end (or for ``flush``, or the chunk's end:
-    ``drain``). Bytes written to ``.buffer`` or to the file descriptor (C code) go to the
-    descriptor, a pipe the parent reads (or, with ``output="inherit"``, what it inherited).
+    lines, and a partial line waits, one per thread, for its end (or for ``flush``, or the
+    chunk's end: ``drain``). Bytes written to ``.buffer`` or to the file descriptor (C code)
+    go to the descriptor, a pipe the parent reads (or, with ``output="inherit"``, what it
+    inherited).
     """
 
     def __init__(
@@ -365,7 +374,8 @@ class LineWriter:
         self.name = name
         self._original = original
         self._send = send
-        self._pending = ""
+        #: Thread ident -> the partial line it wrote last.
+        self._pending: dict[int, str] = {}
         self._lock = threading.Lock()
         self.encoding = getattr(original, "encoding", "utf-8")
         self.errors = getattr(original, "errors", "strict")
@@ -373,28 +383,37 @@ class LineWriter:
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        ident = threading.get_ident()
         with self._lock:
-            pending = self._pending + text
+            pending = self._pending.pop(ident, "") + text
             cut = _split(pending)
-            self._pending = pending[cut:]
+            if cut < len(pending):
+                self._pending[ident] = pending[cut:]
             whole = pending[:cut]
         if whole:
             self._ship(whole)
         return len(text)
 
-    def drain(self) -> None:
-        """Send a partial last line too (the chunk ended, or the worker is exiting)."""
+    def drain(self, *, every: bool = False) -> None:
+        """Send this thread's partial last line too (its chunk ended); ``every``: every
+        thread's (the worker is exiting)."""
         with self._lock:
-            rest, self._pending = self._pending, ""
-        if rest:
-            self._ship(rest)
+            if every:
+                rests = list(self._pending.values())
+                self._pending.clear()
+            else:
+                rests = [self._pending.pop(threading.get_ident(), "")]
+        for rest in rests:
+            if rest:
+                self._ship(rest)
 
     def _ship(self, text: str) -> None:
         import contextlib
         import pickle
 
         running = _current.get()
-        message = ("out", self.name, text, None if running is None else running.item)
+        item, ticket = (None, None) if running is None else (running.item, running.ticket)
+        message = ("out", self.name, text, item, ticket)
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         with contextlib.suppress(OSError):  # the caller is gone
             self._send(data)

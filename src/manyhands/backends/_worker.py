@@ -10,7 +10,9 @@ Two threads:
   parent's sends never wait on a worker busy computing, and exits the process at once when
   the socket closes: a worker never outlives its parent's end of the connection;
 * the *main* thread takes messages from that queue, runs chunks with ``run_chunk`` and sends
-  the outcomes.
+  the outcomes; or, in a worker started with ``threads`` > 1 (waiting work whose CPU keeps one
+  GIL busy: HTTP clients), hands each chunk to one of that many threads (``_Threads``), which
+  run them at once and send each outcome as it ends.
 
 Wire format: every message is a pickle; a ``run`` message is followed by a second message, the
 pickled items, and a ``done`` message by the pickled results, so that a failure to unpickle one
@@ -211,7 +213,7 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
     originals = (sys.stdout, sys.stderr)
     writers = [LineWriter(which, getattr(sys, which), send_one) for which in ("stdout", "stderr")]
     sys.stdout, sys.stderr = writers
-    _, init_payload, caller_levels = inbox.get()
+    _, init_payload, caller_levels, threads = inbox.get()
     logs.apply(caller_levels)  # before the initializer: its records reach the caller too
     if init_payload is not None:
         failure = run_initializer(init_payload)
@@ -219,30 +221,14 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
             send_one(dumps(("init_failed", failure)))
             _exit(EXIT_INITIALIZER_FAILED)
     send_one(dumps(("ready",)))  # the parent measures how long a worker takes to start
-    functions: dict[int, Callable[..., Any]] = {}
-    while True:
-        message = inbox.get()
-        if message[0] == "stop":
-            return
-        if message[0] == "prepare":  # a large function is on its way: its imports first
-            _import_all(message[1])
-            continue
-        (_, ticket, fn_key, fn_payload, mode, stop_on_error, timed, first, levels, output,
-         item_spans, body, fds) = message  # fmt: skip
-        # The function's shared files first (when it came: its buffers', then its handles'),
-        # then the items'.
-        fn_files = 0 if fn_payload is None else bool(fn_payload[1]) + len(fn_payload[2])
-        fn_fds, item_fds = fds[:fn_files], fds[fn_files:]
-        if levels is not None:  # a new job's: the caller's levels at its start
-            logs.apply(levels)
-        if output is not None:  # a new job's ``output=``: "inherit" writes to the descriptors
-            for which, stream in zip(("stdout", "stderr"), writers if output != "inherit"
-                                     else originals, strict=True):  # fmt: skip
-                setattr(sys, which, stream)
+
+    def run(ticket: int, function: Callable[[], Any], chunk: tuple[Any, ...]) -> None:
+        mode, stop_on_error, timed, first, item_spans, body, item_fds = chunk
         made: list[Any] = []
-        with Running(first, made, name):  # the item that logs or prints, for the caller
+        # The item that logs or prints, and its chunk, for the caller.
+        with Running(first, made, name, ticket=ticket):
             results, meta = run_encoded(
-                lambda: _function(functions, fn_key, fn_payload, fn_fds),  # noqa: B023  (now)
+                function,
                 mode,
                 body,
                 stop_on_error=stop_on_error,
@@ -264,6 +250,195 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
             send(sock, meta)
             send(sock, results.data)
         del results
+
+    # One chunk at a time on this thread; or, for waiting work whose CPU keeps one GIL busy,
+    # each item of the chunks it holds on one of up to ``threads`` threads (``_Threads``).
+    pool = _Threads(threads, name, writers, originals, lock, sock) if threads > 1 else None
+    functions: dict[int, Callable[..., Any]] = {}
+    while True:
+        message = inbox.get()
+        if message[0] == "stop":
+            if pool is not None:
+                pool.join()  # what it holds finishes first, as on one thread
+            return
+        if message[0] == "prepare":  # a large function is on its way: its imports first
+            _import_all(message[1])
+            continue
+        (_, ticket, fn_key, fn_payload, mode, stop_on_error, timed, first, levels, output,
+         item_spans, body, fds) = message  # fmt: skip
+        # The function's shared files first (when it came: its buffers', then its handles'),
+        # then the items'.
+        fn_files = 0 if fn_payload is None else bool(fn_payload[1]) + len(fn_payload[2])
+        fn_fds, item_fds = fds[:fn_files], fds[fn_files:]
+        if levels is not None:  # a new job's: the caller's levels at its start
+            logs.apply(levels)
+        if output is not None:  # a new job's ``output=``: "inherit" writes to the descriptors
+            for which, stream in zip(("stdout", "stderr"), writers if output != "inherit"
+                                     else originals, strict=True):  # fmt: skip
+                setattr(sys, which, stream)
+        if pool is None:
+            chunk = (mode, stop_on_error, timed, first, item_spans, body, item_fds)
+            run(ticket, lambda: _function(functions, fn_key, fn_payload, fn_fds), chunk)  # noqa: B023
+            continue
+        # Unpickled here, in the order sent: the parent mirrors this cache exactly.
+        try:
+            try:
+                fn = _function(functions, fn_key, fn_payload, fn_fds)
+            except BaseException:
+                _shared.discard(item_fds)  # the items' file, never to be mapped
+                raise
+            items = unpickle_items(body, item_spans, item_fds)
+        except SerializationError as exc:
+            pool.send(ticket, ChunkOutcome([], [error_for(exc, 0)], 0.0, 0.0, name))
+            continue
+        pool.put(_Batch(ticket, fn, items, mode, stop_on_error, timed, first))
+
+
+class _Batch:
+    """A chunk whose items run on a worker's threads, each on its own; its outcome is ready
+    when the last ends (with ``stop_on_error``, items not started after a failure are not)."""
+
+    __slots__ = ("busy", "cpu", "errors", "failed", "first", "fn", "items", "left", "mode",
+                 "results", "stop_on_error", "ticket", "timed")  # fmt: skip
+
+    def __init__(
+        self,
+        ticket: int,
+        fn: Callable[..., Any],
+        items: list[Any],
+        mode: Any,
+        stop_on_error: bool,
+        timed: bool,
+        first: int,
+    ) -> None:
+        self.ticket = ticket
+        self.fn = fn
+        self.items = items
+        self.mode = mode
+        self.stop_on_error = stop_on_error
+        self.timed = timed
+        self.first = first
+        self.left = len(items)
+        self.results: list[Any] = [None] * len(items)
+        self.errors: list[ItemError] = []
+        self.busy = self.cpu = 0.0
+        self.failed = False
+
+    def settle(self, offset: int, outcome: ChunkOutcome | None, worker: str) -> ChunkOutcome | None:
+        """Item ``offset`` ended with ``outcome`` (None: not run); the chunk's outcome once
+        every item has ended. Called under the pool's lock."""
+        if outcome is not None:
+            if outcome.results:
+                self.results[offset] = outcome.results[0]
+            for error in outcome.errors:
+                error.offset = offset
+                self.errors.append(error)
+                self.failed = True
+            self.busy += outcome.busy
+            self.cpu += outcome.cpu
+        self.left -= 1
+        if self.left > 0:
+            return None
+        errors = sorted(self.errors, key=lambda error: error.offset)
+        results = self.results
+        if self.stop_on_error and errors:  # as on one thread: up to the first failure
+            errors = errors[:1]
+            results = results[: errors[0].offset]
+        return ChunkOutcome(results, errors, self.busy, self.cpu, worker)
+
+
+class _Threads:
+    """Threads that run the items of the chunks a worker holds, each item on its own, started
+    as items come (up to ``size``). The parent sends such a worker about as many items as it
+    has threads."""
+
+    def __init__(
+        self,
+        size: int,
+        name: str,
+        writers: list[LineWriter],
+        originals: tuple[Any, Any],
+        lock: threading.Lock,
+        sock: socket.socket,
+    ) -> None:
+        self._size = size
+        self._name = name
+        self._writers = writers
+        self._originals = originals
+        self._send_lock = lock
+        self._sock = sock
+        self._queue: queue.SimpleQueue[tuple[_Batch, int] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._busy = 0  # items put and not ended
+
+    def put(self, batch: _Batch) -> None:
+        if not batch.items:
+            self.send(batch.ticket, ChunkOutcome([], [], 0.0, 0.0, self._name))
+            return
+        with self._lock:
+            self._busy += len(batch.items)
+            first = len(self._threads)
+            wanted = max(0, min(self._size, self._busy) - first)
+            started = [
+                threading.Thread(
+                    target=self._serve, name=f"manyhands-worker-{first + n + 1}", daemon=True
+                )
+                for n in range(wanted)
+            ]
+            self._threads += started
+        for thread in started:
+            thread.start()
+        for offset in range(len(batch.items)):
+            self._queue.put((batch, offset))
+
+    def _serve(self) -> None:
+        while True:
+            work = self._queue.get()
+            if work is None:
+                return
+            batch, offset = work
+            outcome = None if batch.failed and batch.stop_on_error else self._run(batch, offset)
+            with self._lock:
+                self._busy -= 1
+                done = batch.settle(offset, outcome, self._name)
+            if done is not None:
+                self.send(batch.ticket, done)
+
+    def _run(self, batch: _Batch, offset: int) -> ChunkOutcome:
+        made: list[Any] = []
+        # The item that logs or prints, and its chunk, for the caller.
+        with Running(batch.first + offset, made, self._name, ticket=batch.ticket):
+            outcome = run_chunk(
+                batch.fn,
+                batch.mode,
+                batch.items[offset : offset + 1],
+                stop_on_error=batch.stop_on_error,
+                catch=BaseException,
+                worker=self._name,
+                timed=batch.timed,
+                results=made,
+            )
+            for writer in self._writers:  # its partial last line, before the outcome
+                writer.drain()
+        return outcome
+
+    def send(self, ticket: int, outcome: ChunkOutcome) -> None:
+        for original in self._originals:  # what the descriptors' own buffers hold
+            with contextlib.suppress(Exception):
+                original.flush()
+        # The results' shared file, if any, travels with the header (as ``run`` sends).
+        results, meta = encode_outcome(outcome, share=True)
+        with self._send_lock:
+            send(self._sock, dumps(("done", ticket, results.spans)), results.fds)
+            send(self._sock, meta)
+            send(self._sock, results.data)
+
+    def join(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
 
 
 def _import_all(modules: list[str]) -> None:
@@ -391,8 +566,7 @@ def _exit(code: int) -> None:
     # hang the exit); flush what the user's function printed first.
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
-            drain = getattr(stream, "drain", None)
-            if drain is not None:
-                drain()
+            if isinstance(stream, LineWriter):
+                stream.drain(every=True)
             stream.flush()
     os._exit(code)

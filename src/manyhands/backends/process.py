@@ -28,7 +28,10 @@ Actors:
   and classes from there travel by value with cloudpickle.
 
 A worker holds at most one chunk, or two when chunks are short (then the second hides the round
-trip); idle workers are preferred, then new workers, up to ``workers``. All dispatch state is
+trip); idle workers are preferred, then new workers, up to ``workers``. A backend made with
+``threads`` > 1 runs that many chunks at once in each worker, on threads (for waiting work whose
+CPU keeps one GIL busy); when such a worker dies, which of its chunks killed it is unknown: each
+runs again *alone* in a worker (nothing beside it), where a crash is its own. All dispatch state is
 guarded by one lock; sends happen under it, which is safe because every worker drains its socket
 into a queue at once.
 """
@@ -94,6 +97,7 @@ class _Sent:
 
 class _Worker:
     __slots__ = (
+        "alone",
         "functions",
         "levels",
         "name",
@@ -103,6 +107,7 @@ class _Worker:
         "proc",
         "sock",
         "spawned",
+        "stopped",
         "tasks",
     )
 
@@ -127,6 +132,10 @@ class _Worker:
         self.output = "forward"
         #: Its file descriptors 1 and 2, pipes this process reads: fd -> (stream, decoder).
         self.pipes: dict[int, tuple[str, Any]] = {}
+        #: It runs a chunk that must run alone (see ``ProcessBackend._alone``).
+        self.alone = False
+        #: The chunk ``stop()`` killed it for: it is to blame, the others it held are not.
+        self.stopped: Chunk | None = None
 
 
 class ProcessBackend:
@@ -141,11 +150,23 @@ class ProcessBackend:
         initargs: tuple[Any, ...] = (),
         eager: bool = False,
         max_tasks_per_child: int | None = None,
+        threads: int = 1,
     ) -> None:
         """``max_tasks_per_child``: a worker that has been sent that many chunks (a
         ``submit()`` is one) gets no more; it exits once they are done, and a new one starts
-        when work waits, as ``ProcessPoolExecutor(max_tasks_per_child=)`` does."""
+        when work waits, as ``ProcessPoolExecutor(max_tasks_per_child=)`` does.
+
+        ``threads``: chunks each worker runs at once, on threads of its own; ``workers`` (the
+        protocol's count of chunks at once) is then ``workers x threads``."""
+        if threads < 1:
+            raise ValueError(f"threads={threads!r}: a worker runs at least one thread")
         self._max_workers = workers
+        self._threads = threads
+        if threads > 1:
+            # A chunk's items run at once there: a chunk may carry that many times the work.
+            self.capabilities = self.capabilities._replace(
+                chunk_target=threads * self.capabilities.chunk_target
+            )
         self._max_tasks = max_tasks_per_child
         self._init_payload: bytes | None = None
         if initializer is not None:
@@ -162,6 +183,9 @@ class ProcessBackend:
         #: Each recent job's pickled function (its large buffers in shared memory): a worker
         #: that starts later, or replaces one that died, is sent it too.
         self._payloads: OrderedDict[int, _shared.Payload] = OrderedDict()
+        #: Tickets of chunks to run alone in a worker: they were in a worker running threads
+        #: when it died, and one of them may be why.
+        self._alone: set[int] = set()
         self._broken: ItemError | None = None
         self._closing = False
         self._killing = False
@@ -179,7 +203,7 @@ class ProcessBackend:
 
     @property
     def workers(self) -> int:
-        return self._max_workers
+        return self._max_workers * self._threads
 
     # -- engine side -------------------------------------------------------------------
 
@@ -230,31 +254,42 @@ class ProcessBackend:
     def _dispatch_locked(self) -> None:
         while self._pending:
             ticket, chunk, fn_payload, body = self._pending[0]
-            worker = self._choose_worker_locked(chunk)
+            alone = ticket in self._alone
+            worker = self._choose_worker_locked(chunk, alone=alone)
             if worker is None:
                 return
             self._pending.popleft()
+            self._alone.discard(ticket)
             if not chunk.claim():
                 continue
+            worker.alone = alone
             self._send_locked(worker, ticket, chunk, fn_payload, body)
 
-    def _choose_worker_locked(self, chunk: Chunk) -> _Worker | None:
+    def _choose_worker_locked(self, chunk: Chunk, *, alone: bool = False) -> _Worker | None:
         least: _Worker | None = None
+        least_load = 0
         limit = self._max_tasks
         for worker in self._workers.values():
             if limit is not None and worker.tasks >= limit:
                 continue  # retiring: it finishes what it holds, then exits
-            if least is None or len(worker.outstanding) < len(least.outstanding):
-                least = worker
+            if worker.alone and worker.outstanding:
+                continue  # a chunk that must run alone runs there
+            load = _load(worker, self._threads)
+            if least is None or load < least_load:
+                least, least_load = worker, load
         if least is not None and not least.outstanding:
             return least
         if len(self._workers) < self._max_workers:
             return self._spawn_locked()
-        # A second chunk queued behind a running one would start late, unseen: not when
-        # items have deadlines.
+        if alone or least is None:
+            return None  # it waits for a worker with nothing else to run
+        if self._threads > 1 and least_load < self._threads:
+            return least  # some of its threads are free
+        # A chunk queued behind running ones would start late, unseen: not when items have
+        # deadlines.
         short = chunk.expected is not None and chunk.expected < _PREFETCH_BELOW
         short = short and chunk.job.timeout is None
-        if least is not None and short and len(least.outstanding) < 2:
+        if short and len(least.outstanding) < self._threads + 1:
             return least
         return None
 
@@ -346,7 +381,7 @@ class ProcessBackend:
         worker = _Worker(proc, ours, name, spawned)
         with contextlib.suppress(OSError):
             worker.levels = _worker_logs.levels()
-            send(ours, pickle.dumps(("init", self._init_payload, worker.levels)))
+            send(ours, pickle.dumps(("init", self._init_payload, worker.levels, self._threads)))
         self._workers[ours] = worker
         self._selector.register(ours, selectors.EVENT_READ)
         for stream, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
@@ -397,8 +432,8 @@ class ProcessBackend:
                 machine().observe_process_start(time.perf_counter() - worker.spawned)
                 return
             if message[0] == "out":  # whole lines a worker printed, and the item that did
-                _, stream, text, item = message
-                self._lines(self._running(worker), stream, text, item, whole=True)
+                _, stream, text, item, ticket = message
+                self._lines(self._running(worker, ticket), stream, text, item, whole=True)
                 return
             if message[0] == "log":  # before its chunk's outcome: the same socket, in order
                 # A filter or handler of the caller's that raises must not stop this reader.
@@ -430,8 +465,12 @@ class ProcessBackend:
         _finish(sent, outcome)
         chunk.complete(outcome)
 
-    def _running(self, worker: _Worker) -> _Sent | None:
+    def _running(self, worker: _Worker, ticket: int | None = None) -> _Sent | None:
+        """The chunk ``ticket`` of ``worker``; without one (bytes written to a descriptor),
+        the first it holds (running, on one thread: the only one that is)."""
         with self._lock:
+            if ticket is not None and ticket in worker.outstanding:
+                return worker.outstanding[ticket]
             return next(iter(worker.outstanding.values()), None)
 
     def _lines(
@@ -510,16 +549,21 @@ class ProcessBackend:
             held = list(worker.outstanding.items())
             worker.outstanding.clear()
             killed = self._killing
+            crashed: _Sent | None = None
             if held and not killed:
-                # Only the first chunk was running; those queued behind it never started:
-                # they go back to the front of the queue, for another worker.
-                for ticket, sent in reversed(held[1:]):
+                crashed = _blamed(worker, held, self._threads)
+                # The others go back to the front of the queue, for another worker: on one
+                # thread they never started; on threads, each runs alone if none is blamed.
+                for ticket, sent in reversed(held):
+                    if sent is crashed:
+                        continue
                     entry = (ticket, sent.chunk, sent.fn_payload, pickle_items(sent.chunk))
                     self._pending.appendleft(entry)
+                    if crashed is None:
+                        self._alone.add(ticket)
         self._selector.unregister(worker.sock)
         worker.sock.close()
         returncode = _reap(worker.proc, grace=_EXIT_GRACE)
-        crashed = held[0][1] if held and not killed else None
         # What it wrote before it died is in the pipes, for its item; then they are closed
         # (a grandchild may hold them open: not waited for).
         self._drain_pipes(worker, crashed)
@@ -546,11 +590,17 @@ class ProcessBackend:
                     del self._pending[index]
                     return None
             for worker in self._workers.values():
-                running = next(iter(worker.outstanding.values()), None)
-                if running is not None and running.chunk is chunk:
+                held = list(worker.outstanding.values())
+                # On one thread only the first chunk it holds runs; on threads, all do (a
+                # worker that runs threads holds no more when items have deadlines).
+                runs = held if self._threads > 1 else held[:1]
+                running = next((sent for sent in runs if sent.chunk is chunk), None)
+                if running is not None:
                     break
             else:
                 return None  # finished meanwhile
+            # Its other chunks are not to blame: they run again elsewhere (``_blamed``).
+            worker.stopped = chunk
         # The reader sees the socket close and reaps it; the chunk's crash report that
         # follows is ignored by the engine, which has recorded the timeout.
         with contextlib.suppress(OSError):
@@ -594,6 +644,26 @@ class ProcessBackend:
         self._selector.close()
         self._wake_recv.close()
         self._wake_send.close()
+
+
+def _load(worker: _Worker, threads: int) -> int:
+    """What a worker holds: chunks, or on threads (which run each item on its own) items."""
+    if threads == 1:
+        return len(worker.outstanding)
+    return sum(len(sent.chunk.items) for sent in worker.outstanding.values())
+
+
+def _blamed(worker: _Worker, held: list[tuple[int, _Sent]], threads: int) -> _Sent | None:
+    """Of the chunks a worker held when it died, the one that killed it, where that is known:
+    the one ``stop()`` killed it for; on one thread, the first (the rest never started); on
+    threads, the only one it held. None: any of those running may be why."""
+    if worker.stopped is not None:
+        for _, sent in held:
+            if sent.chunk is worker.stopped:
+                return sent
+    if threads == 1 or len(held) == 1:
+        return held[0][1]
+    return None
 
 
 def _finish(sent: _Sent, outcome: ChunkOutcome) -> None:
