@@ -58,13 +58,13 @@ WORKLOADS: dict[str, tuple[str, list[str], Target, list[str]]] = {
         "2,000 HTTP GETs (urllib), server answers after 50 ms",
         [f"{TPE}(64)", "manyhands thread 64", "manyhands thread 256", AUTO],
         Target((f"{TPE}(64)",), ratio=1.0, every_run=True),
-        ["manyhands thread 64", "manyhands thread 256"],
+        ["manyhands thread 64", "manyhands thread 256", "manyhands processes 64"],
     ),
     "http3000": (
         "3,000 of the same GETs",
         [f"{TPE}(64)", "manyhands thread 256", AUTO],
         Target((f"{TPE}(64)",), ratio=1.0, every_run=True),
-        ["manyhands thread 256"],
+        ["manyhands thread 256", "manyhands processes 64"],
     ),
     "sha256": (
         "sha256 of 160 x 8 MiB (releases the GIL)",

@@ -72,6 +72,9 @@ def run(tool: str, fn: object, items: list[object]) -> list[object]:
         if words[1] == "auto":
             return mh.map(call, items)  # type: ignore[arg-type]
         workers = int(words[2]) if len(words) > 2 else None
+        if words[1] == "processes":  # a process per CPU, each running that many threads
+            backend = mh.Processes(threads=workers or 1)
+            return mh.map(call, items, backend=backend)  # type: ignore[arg-type]
         return mh.map(call, items, backend=words[1], workers=workers)  # type: ignore[arg-type]
     raise SystemExit(f"unknown tool {tool!r}")
 

@@ -69,11 +69,15 @@ class Backends:
         self._loop = loop
         self._on_open = on_open
         self._lock = threading.Lock()
-        self._opened: dict[tuple[str, int | None], Backend] = {}
+        self._opened: dict[tuple[str, int | None, int], Backend] = {}
         self._closed = False
 
-    def open(self, kind: str, workers: int | None, *, eager: bool | None = None) -> Backend:
-        """The backend ``kind`` with ``workers`` workers, started now if it is not open yet.
+    def open(
+        self, kind: str, workers: int | None, threads: int = 1, *, eager: bool | None = None
+    ) -> Backend:
+        """The backend ``kind`` with ``workers`` workers, started now if it is not open yet;
+        ``threads``: processes that each run that many threads (auto's choice for waiting
+        work that keeps one GIL busy).
 
         ``eager``: start every worker now (default: for processes and Dask, whose start-up
         then overlaps the first items; threads start as work arrives).
@@ -84,8 +88,11 @@ class Backends:
                     "this Pool has been shut down; create a new Pool, or do the work inside "
                     "its `with` block"
                 )
-            backend = self._opened.get((kind, workers))
+            backend = self._opened.get((kind, workers, threads))
             if backend is None:
+                settings = dict(self._settings.get(kind, {}))
+                if threads > 1:
+                    settings["threads"] = threads
                 if kind == "asyncio" and self._loop is not None:
                     from .backends.aio import AsyncioBackend
 
@@ -98,9 +105,9 @@ class Backends:
                         initializer=self._initializer,
                         initargs=self._initargs,
                         eager=kind in ("process", "dask") if eager is None else eager,
-                        **self._settings.get(kind, {}),
+                        **settings,
                     )
-                self._opened[(kind, workers)] = backend
+                self._opened[(kind, workers, threads)] = backend
                 if self._on_open is not None:
                     self._on_open(kind)
             return backend

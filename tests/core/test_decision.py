@@ -195,3 +195,38 @@ def test_short_items_that_two_threads_ran_at_once_go_to_threads() -> None:
     assert decide(short).backend == "serial"
     decision = decide(short._replace(threads_scale=True))
     assert (decision.backend, decision.workers) == ("thread", short.cpus)  # one per CPU
+
+
+def test_waiting_work_that_keeps_one_gil_busy_goes_to_processes_that_run_threads() -> None:
+    # HTTP through urllib: 50 ms a request, 0.5 ms of CPU; on 128 threads the GIL was busy.
+    saturated = evidence(gil_saturated=True, thread_width=128, process_start=0.1)
+    decision = decide(saturated)
+    assert (decision.backend, decision.workers, decision.threads) == ("process", 4, 128)
+    assert "kept this process's GIL busy with 128 threads" in decision.reasons[0]
+    assert str(decision).startswith("process (workers: 4, threads: 128 each")
+    assert decision.evidence["gil_saturated"] is True
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"items": 100},  # 50 ms of CPU left: starting processes costs more than it saves
+        {"cpus": 1},
+        {"gil_enabled": False},
+        {"function_picklable": False},
+        {"item_bytes": None},
+        {"gil_saturated": False},
+    ],
+)
+def test_waiting_work_stays_on_threads_where_processes_cannot_share_the_cpu_out(
+    changes: dict[str, Any],
+) -> None:
+    facts = {"gil_saturated": True, "thread_width": 128, "process_start": 0.1, **changes}
+    decision = decide(evidence(**facts))
+    assert decision.backend == "thread"
+    assert decision.threads == 1
+
+
+def test_a_width_given_keeps_gil_saturated_waiting_work_on_its_threads() -> None:
+    saturated = evidence(gil_saturated=True, thread_width=128, process_start=0.1)
+    assert decide(saturated, workers=64)[:2] == ("thread", 64)

@@ -20,9 +20,10 @@ from manyhands._core._task import Chunk, ChunkOutcome, Job
 class FakeBackend:
     """Records what it was given; runs nothing (the test reports outcomes itself)."""
 
-    def __init__(self, name: str, workers: int) -> None:
+    def __init__(self, name: str, workers: int, threads: int = 1) -> None:
         self.name = name
         self.workers = workers
+        self.threads = threads
         self.capabilities = Capabilities(synchronous=False, pickles=False, chunk_target=0.01)
         self.submitted: list[Chunk] = []
 
@@ -84,11 +85,11 @@ class Harness:
         self.meters.append(FakeMeter(self.meter_rate))
         return self.meters[-1]  # type: ignore[return-value]
 
-    def open(self, kind: str, workers: int) -> FakeBackend:
+    def open(self, kind: str, workers: int, threads: int = 1) -> FakeBackend:
         """The backend ``kind`` of ``workers`` (the last one opened of each kind is kept)."""
         backend = self.opened.get(kind)
-        if backend is None or backend.workers != workers:
-            backend = self.opened[kind] = FakeBackend(kind, workers)
+        if backend is None or backend.workers != workers or backend.threads != threads:
+            backend = self.opened[kind] = FakeBackend(kind, workers, threads)
         return backend
 
     def send(self) -> tuple[Chunk, Placement] | None:
@@ -415,3 +416,69 @@ def test_sizing_a_pickle_counts_out_of_band_arrays_without_copying() -> None:
 
     # written once into shared memory for every worker, where descriptors can travel
     assert shared == [array.nbytes if SHARES_BUFFERS else 0]
+
+
+def saturated_threads(harness: Harness) -> list[tuple[Chunk, Placement]]:
+    """Waiting work on threads (50 ms a request, 0.5 ms of CPU as first measured), then the
+    threads keep the GIL busy: a core's CPU for 0.12 s while items wait for a slot. The
+    chunks still running on threads."""
+    probe = harness.send()
+    assert probe is not None
+    harness.finish(probe, wall=0.05, cpu=0.0005)
+    assert harness.plan.decisions[-1].backend == "thread"
+    running = []
+    while (sent := harness.send()) is not None:
+        running.append(sent)
+    assert len(running) == 64  # Little's law, capped where growth starts
+    harness.clock.now += 0.09
+    harness.clock.cpu += 0.09
+    for sent in running[:10]:  # before the first review
+        harness.plan.finished(sent[0], sent[1], ChunkOutcome([0], [], 0.05, 0.0005, "t"))
+    assert len(harness.plan.decisions) == 1
+    harness.clock.now += 0.03
+    harness.clock.cpu += 0.03
+    last = running[10]  # the review: 11 items in 0.12 s, 90 a second
+    harness.plan.finished(last[0], last[1], ChunkOutcome([0], [], 0.05, 0.0005, "t"))
+    return running[11:]
+
+
+def test_waiting_work_that_keeps_the_gil_busy_moves_to_processes_running_threads() -> None:
+    harness = Harness(total=1000)
+    on_threads = saturated_threads(harness)
+    revised = harness.plan.decisions[-1]
+    assert (revised.backend, revised.workers, revised.threads) == ("process", 2, 64)
+    assert revised.revised
+    assert harness.opened["process"].threads == 64
+    # While the workers start: a thread each's worth of items waits for them there, and the
+    # threads here go on serving at the width they had reached.
+    kinds = []
+    while (sent := harness.send()) is not None:
+        kinds.append(sent)
+    to_processes = [sent for sent in kinds if sent[1].kind == "process"]
+    to_threads = [sent for sent in kinds if sent[1].kind == "thread"]
+    assert len(to_processes) == 128
+    assert len(to_threads) + len(on_threads) == 64
+    # A worker answers: from now on everything goes to the processes.
+    harness.finish(to_processes[0], wall=0.2, cpu=0.001, worker="process-1")
+    after = [harness.send() for _ in range(5)]
+    assert all(sent is not None and sent[1].kind == "process" for sent in after)
+
+
+def test_processes_running_threads_that_pay_less_than_the_threads_are_undone() -> None:
+    harness = Harness(total=1000)
+    saturated_threads(harness)
+    assert harness.plan.decisions[-1].threads == 64
+    sent = []
+    while (item := harness.send()) is not None:
+        sent.append(item)
+    processes = iter(item for item in sent if item[1].kind == "process")
+    threads = [item for item in sent if item[1].kind == "thread"]
+    harness.finish(next(processes), wall=0.3, cpu=0.001, worker="process-1")  # answered
+    for _ in range(4):  # then one item every 0.06 s: 17 a second, against 90 on threads
+        harness.finish(next(processes), wall=0.06, cpu=0.001, worker="process-1")
+    backends = [(d.backend, d.threads) for d in harness.plan.decisions]
+    assert backends == [("thread", 1), ("process", 64), ("thread", 1)]
+    harness.finish(threads[0], wall=0.05, cpu=0.0005)  # a thread is free again
+    placement = harness.plan.place()
+    assert placement is not None
+    assert placement.kind == "thread"

@@ -70,8 +70,9 @@ if TYPE_CHECKING:
 
 __all__ = ["AutoPlan", "Opener", "pickled_size"]
 
-#: Opens (or reuses) the backend of a kind with that many workers.
-Opener = Callable[[str, int], Backend]
+#: Opens (or reuses) the backend of a kind with that many workers, each running that many
+#: threads (processes only; 1 elsewhere).
+Opener = Callable[[str, int, int], Backend]
 
 #: Seconds a running probe is watched before it may be called waiting work.
 PROBE_WINDOW = 0.01
@@ -106,6 +107,10 @@ GIL_SATURATED = 0.85
 COMPUTING_SHARE = 0.25
 #: Running threads whose CPU time a controller tick reads at most.
 RUNNING_SAMPLE = 32
+#: Processes that run threads for waiting work are checked against the threads they
+#: replaced once they have answered for this many reviews' time: under this share of the
+#: threads' throughput, the job goes back to threads.
+SPREAD_KEEPS = 0.8
 
 
 def _promptly(method: F) -> F:
@@ -176,7 +181,7 @@ class AutoPlan:
         self._answered = False  # a worker process has sent back an outcome
         self._phase = "probe"
         self._in_flight: dict[str, int] = {}
-        self._placements: dict[tuple[str, int, int], Placement] = {}
+        self._placements: dict[tuple[str, int, int, int], Placement] = {}
         self._wake: float | None = None
         self._blocked = False
         self._revisions = 0
@@ -206,6 +211,14 @@ class AutoPlan:
         self._tick_busy = 0.0
         self._tick_items = 0
         self._process_workers = 0
+        #: Threads each worker process runs (waiting work that kept one GIL busy), and while
+        #: they start, how many chunks stay on this process's threads (the width reached).
+        self._process_threads = 1
+        self._hedge_width = 0
+        self._process_items = 0  # items sent to such processes and not finished
+        self._thread_rate: float | None = None  # items a second on threads, before them
+        self._answered_at: float | None = None
+        self._spread_mark: tuple[float, int] | None = None  # (time, items done) then
         if is_coroutine_function(job.fn):
             self._adopt(decide(self._evidence(0.0, 0.0, coroutine=True), workers=workers))
 
@@ -218,7 +231,7 @@ class AutoPlan:
         if phase == "thread":
             return max(4, 3 * self._thread_limit())
         if phase == "process":
-            return max(4, 3 * (self._process_limit() + 1))
+            return max(4, 3 * (self._process_limit() + 1 + self._hedge_width))
         if phase == "asyncio":
             return max(4, 3 * self._backend_workers("asyncio"))
         return 4  # probing and the scaling test hold everything else
@@ -239,8 +252,13 @@ class AutoPlan:
             if force or self._in_flight.get("thread", 0) < self._thread_limit():
                 placement = self._placement("thread")
         elif phase == "process":
-            if force or self._in_flight.get("process", 0) < self._process_limit():
+            if force or self._process_room():
                 placement = self._placement("process")
+            elif self._process_threads > 1:
+                # Waiting work: while the workers start, this process's threads go on
+                # serving it at the width they had reached.
+                if not self._answered and self._in_flight.get("thread", 0) < self._hedge_width:
+                    placement = self._placement("thread")
             elif self._hedging():
                 placement = self._placement("serial")
                 self._inline = True
@@ -255,6 +273,8 @@ class AutoPlan:
         kind = placement.kind
         self._in_flight[kind] = self._in_flight.get(kind, 0) + 1
         self._started += len(chunk.items)
+        if kind == "process":
+            self._process_items += len(chunk.items)
         if kind == "thread":
             self._on_threads[chunk] = None
         if self._phase == "probe" and self._probe is None:
@@ -267,6 +287,8 @@ class AutoPlan:
     def finished(self, chunk: Chunk, placement: Placement, outcome: ChunkOutcome | None) -> None:
         kind = placement.kind
         self._in_flight[kind] = max(0, self._in_flight.get(kind, 0) - 1)
+        if kind == "process":
+            self._process_items = max(0, self._process_items - len(chunk.items))
         self._on_threads.pop(chunk, None)
         if outcome is None or outcome.ran == 0:
             return
@@ -302,6 +324,8 @@ class AutoPlan:
             self._tick_items += ran
             self._tick_busy += outcome.busy
         if kind == "process":
+            if not self._answered:
+                self._answered_at = now
             self._answered = True
         if now >= self._next_review and phase != "scale":
             self._review(now)
@@ -436,9 +460,12 @@ class AutoPlan:
         items: int | None = None,
         samples: int = 1,
         pickle: bool = True,
+        gil_saturated: bool = False,
+        width: int = 0,
     ) -> Evidence:
         """``pickle=False``: leave the function's and item's pickling unmeasured (taken as
-        picklable), for a look that decides nothing about processes."""
+        picklable), for a look that decides nothing about processes. ``gil_saturated``: the
+        items (waiting work) kept the GIL busy on ``width`` threads."""
         m = self._machine
         cpu = min(cpu, wall) if wall > 0 else cpu
         heavy = wall > 0 and cpu / wall >= WAITING_RATIO
@@ -449,7 +476,7 @@ class AutoPlan:
         # and copies the function's closure): CPU-bound, more work left than starting them.
         short = wall < HANDOFFS_PER_ITEM * (m.handoff or 0.0)
         could = (
-            (samples >= FEW_SAMPLES if short else heavy)
+            (samples >= FEW_SAMPLES if short else heavy or gil_saturated)
             and m.cpus >= 2
             and m.gil_enabled
             and not coroutine
@@ -482,6 +509,8 @@ class AutoPlan:
             function_bytes=function_bytes,
             shared_bytes=self._shared_bytes if candidate and pickle else 0,
             native_threads=native_thread_limiter(),
+            gil_saturated=gil_saturated,
+            thread_width=width,
         )
 
     def _pickling(self) -> tuple[bool, int | None, int]:
@@ -511,6 +540,7 @@ class AutoPlan:
         return max(0, total - self._started)
 
     def _adopt(self, decision: Decision) -> None:
+        width = self._controller.limit if self._controller is not None else 0
         self.decisions.append(decision)
         _log.debug("manyhands auto decision: %s", decision)
         now = self._clock()
@@ -546,7 +576,10 @@ class AutoPlan:
             self._controller = controller
         if decision.backend == "process":
             self._process_workers = decision.workers or self._machine.cpus
+            self._process_threads = decision.threads
+            self._hedge_width = width if decision.threads > 1 else 0
             self._answered = False
+            self._answered_at = self._spread_mark = None
             with prompt_gil():  # imports the process backend and spawns its workers now
                 self._placement("process")
 
@@ -566,6 +599,8 @@ class AutoPlan:
             short = wall < HANDOFFS_PER_ITEM * (self._machine.handoff or 0.0)
             if self._busy >= REVIEW_AFTER and (done >= FEW_SAMPLES or not short):
                 evidence = self._evidence(wall, cpu, samples=done)
+        elif decision.backend == "process" and decision.threads > 1:
+            evidence = self._review_spread(now)
         elif decision.backend == "process":
             if cpu < PROCESS_WAITING * wall and done >= 2:
                 # Waiting work on processes: threads.
@@ -587,13 +622,42 @@ class AutoPlan:
                 # The GIL is the limit, and an item computes a good part of its fastest time
                 # (a request waiting 50 ms computes 1% of it: processes would not help).
                 evidence = self._evidence(per_item, per_item, scale=False, samples=done)
+            elif cpu_rate >= GIL_SATURATED and self._blocked and self._controller is not None:
+                # Waiting work, but its CPU keeps the GIL busy and items wait for a slot
+                # (HTTP clients at 0.5 ms of CPU a request): processes that each run as many
+                # threads as this one reached share that CPU out.
+                width = self._controller.limit
+                self._thread_rate = done / elapsed if elapsed > 0 else None
+                evidence = self._evidence(
+                    wall, per_item, samples=done, gil_saturated=True, width=width
+                )
         if evidence is None:
             return
         revision = self._decision(evidence, revised=True)
-        if (revision.backend, revision.workers) == (decision.backend, decision.workers):
+        where = (revision.backend, revision.workers, revision.threads)
+        if where == (decision.backend, decision.workers, decision.threads):
             return
         self._revisions += 1
         self._adopt(revision)
+
+    def _review_spread(self, now: float) -> Evidence | None:
+        """Processes that run threads, once they have answered: still paying? Their
+        throughput over a review's time, from a review's time after the first answer (their
+        first chunks ran cold), under ``SPREAD_KEEPS`` of the threads': back to threads."""
+        answered = self._answered_at
+        if answered is None or self._thread_rate is None or now - answered < REVIEW_AFTER:
+            return None
+        if self._spread_mark is None:
+            self._spread_mark = (now, self._done)
+            return None
+        since, done = self._spread_mark
+        if now - since < REVIEW_AFTER:
+            return None
+        rate = (self._done - done) / (now - since)
+        if rate >= SPREAD_KEEPS * self._thread_rate:
+            return None
+        wall, cpu = self._busy / self._done, self._cpu / self._done
+        return self._evidence(wall, cpu, samples=self._done, pickle=False)
 
     def _runnable_rate(self, elapsed: float) -> float:
         """Seconds per second the process's threads ran or waited to run since the decision
@@ -610,12 +674,14 @@ class AutoPlan:
         """The backend of ``kind`` for the phase in force; ``share``: how many workers the
         chunker spreads the items over, where fewer than the backend has run them."""
         workers = self._backend_workers(kind)
-        key = (kind, workers, share or workers)
+        threads = self._process_threads if kind == "process" else 1
+        key = (kind, workers, threads, share or workers)
         placement = self._placements.get(key)
         if placement is None:
-            backend = self._open(kind, workers)
+            backend = self._open(kind, workers, threads)
             target = backend.capabilities.chunk_target  # each backend's own, as FixedPlan's
-            placement = Placement(backend, kind, target, share or workers)
+            # Spread over every thread of processes that run threads.
+            placement = Placement(backend, kind, target, share or workers * threads)
             self._placements[key] = placement
         return placement
 
@@ -647,7 +713,17 @@ class AutoPlan:
     def _process_limit(self) -> int:
         # Two chunks per worker: the second waits at the backend and starts the moment the
         # first ends, even while this thread is busy running a hedge chunk of its own.
-        return 2 * self._process_workers
+        return 2 * self._process_workers * self._process_threads
+
+    def _process_room(self) -> bool:
+        """May another chunk go to the processes? On processes that run threads: while fewer
+        items than their threads are there (they wait at the backend while the workers
+        start, and start at once when they are ready; the threads here serve meanwhile),
+        and once one has answered, twice that."""
+        if self._process_threads == 1:
+            return self._in_flight.get("process", 0) < self._process_limit()
+        limit = self._process_limit()
+        return self._process_items < (limit if self._answered else limit // 2)
 
     def _hedging(self) -> bool:
         """Run a chunk in the caller's thread now? Only while no worker process has answered
@@ -772,14 +848,36 @@ def pickled_size(value: object, shared: list[int] | None = None) -> int | None:
     shared memory, written once for all of them (out-of-band buffers of ``LARGE_BUFFER``
     bytes or more, where ``SHARES_BUFFERS``), and the values of ``manyhands.shared()``
     handles; the size returned includes them.
-    """
-    import cloudpickle
 
-    from .._sharing import Shared
+    The C pickler first, as the process backend ships (``_plain``): cloudpickle is imported
+    only for what must travel by value (27 ms; beside 128 threads busy with HTTP requests,
+    the planner's sizing of such a function took 86-141 ms with it).
+    """
+    from .._plain import PlainPickler
 
     counter = _Counter()
+    try:
+        sizer = _sizer(PlainPickler, counter)
+        sizer(counter, protocol=5, buffer_callback=counter.buffer).dump(value)
+    except Exception:  # what only cloudpickle pickles (by value), or cannot be pickled
+        import cloudpickle
 
-    class Sizer(cloudpickle.CloudPickler):  # type: ignore[misc]
+        counter = _Counter()
+        try:
+            sizer = _sizer(cloudpickle.CloudPickler, counter)
+            sizer(counter, protocol=5, buffer_callback=counter.buffer).dump(value)
+        except Exception:
+            return None
+    if shared is not None:
+        shared.append(counter.shared)
+    return counter.written + counter.out_of_band + counter.shared
+
+
+def _sizer(base: type[Any], counter: _Counter) -> type[Any]:
+    """A pickler like ``base`` that counts each ``manyhands.shared()`` handle once."""
+    from .._sharing import Shared
+
+    class Sizer(base):  # type: ignore[misc]
         # reducer_override, not persistent_id: the C pickler calls this one for no exact
         # int, str, tuple, list or dict (a persistent_id made sizing a closure over a dict
         # of 300,000 tuples take 445 ms instead of 208 ms).
@@ -795,29 +893,24 @@ def pickled_size(value: object, shared: list[int] | None = None) -> int | None:
                 return int, ()  # a stand-in: its value is not walked again
             return super().reducer_override(obj)
 
-    def out_of_band(buffer: Any) -> None:
-        with memoryview(buffer) as view:
-            if travels_shared(view):
-                counter.shared += view.nbytes
-            else:
-                counter.out_of_band += view.nbytes
-
-    try:
-        Sizer(counter, protocol=5, buffer_callback=out_of_band).dump(value)
-    except Exception:
-        return None
-    if shared is not None:
-        shared.append(counter.shared)
-    return counter.written + counter.out_of_band + counter.shared
+    return Sizer
 
 
 class _Counter:
-    """A file that counts what is written to it and keeps none of it."""
+    """A file that counts what is written to it and keeps none of it; ``buffer`` counts the
+    out-of-band buffers, and those that would travel shared."""
 
     def __init__(self) -> None:
         self.written = 0
         self.out_of_band = 0
         self.shared = 0
+
+    def buffer(self, buffer: Any) -> None:
+        with memoryview(buffer) as view:
+            if travels_shared(view):
+                self.shared += view.nbytes
+            else:
+                self.out_of_band += view.nbytes
 
     def write(self, data: Any) -> int:
         with memoryview(data) as view:

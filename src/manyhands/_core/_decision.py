@@ -10,7 +10,10 @@ The rules, in order:
 
 1. a coroutine function runs on asyncio;
 2. mostly waiting (CPU below half of wall time) runs on threads, which overlap the waiting,
-   unless the item is so short that a hand-off to a thread costs more than it waits;
+   unless the item is so short that a hand-off to a thread costs more than it waits; waiting
+   work whose CPU kept one GIL busy on threads (``gil_saturated``: a revision's evidence) runs
+   on processes that each run that many threads, when the CPU left, shared out, pays for
+   starting them;
 3. CPU-bound on a free-threaded build with the GIL disabled, or C code that releases the GIL
    (two threads were measured to run at once), runs on threads, one per CPU;
 4. other CPU-bound work goes to processes when the estimated parallel time (start-up, the work
@@ -102,6 +105,10 @@ class Evidence(NamedTuple):
     #: Whether a library with its own threads (BLAS, OpenMP) loaded here can be limited
     #: (threadpoolctl is installed); None: none is loaded (``_system.native_thread_limiter``).
     native_threads: bool | None = None
+    #: On threads, the items' CPU kept this process's GIL busy (the waiting work's limit)...
+    gil_saturated: bool = False
+    #: ... with this many in flight.
+    thread_width: int = 0
 
     @property
     def start_cost(self) -> float:
@@ -134,6 +141,8 @@ class Evidence(NamedTuple):
                 "function_bytes": self.function_bytes,
                 "shared_bytes": self.shared_bytes,
                 "native_threads": self.native_threads,
+                "gil_saturated": self.gil_saturated,
+                "thread_width": self.thread_width,
             }
         )
 
@@ -145,7 +154,8 @@ class Decision(NamedTuple):
     ``backend="auto"`` with no ``workers=``); ``chunksize`` is the size the engine aims at,
     from the measured time per item. ``revised`` is True for a revision: the planner keeps
     checking a decision against what the job does, and changes it when the work turns out
-    otherwise.
+    otherwise. ``threads``: for ``"process"``, the items each worker runs at once on threads
+    of its own (``manyhands.Processes(threads=)``).
     """
 
     backend: str
@@ -154,10 +164,12 @@ class Decision(NamedTuple):
     reasons: tuple[str, ...]
     evidence: Mapping[str, float | int | bool | None] = MappingProxyType({})
     revised: bool = False
+    threads: int = 1
 
     def __str__(self) -> str:
         workers = "adaptive" if self.workers is None else str(self.workers)
-        head = f"{self.backend} (workers: {workers}, chunksize: {self.chunksize})"
+        each = f", threads: {self.threads} each" if self.threads > 1 else ""
+        head = f"{self.backend} (workers: {workers}{each}, chunksize: {self.chunksize})"
         return head + "".join(f"\n  - {reason}" for reason in self.reasons)
 
 
@@ -191,14 +203,16 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
     wall = evidence.seconds_per_item
     cpu = evidence.cpu_per_item
 
-    def made(backend: str, count: int | None, target: float, *reasons: str) -> Decision:
-        size = 1 if wall <= 0 else max(1, min(8192, int(target / max(wall, 1e-9))))
+    def made(
+        backend: str, count: int | None, target: float, *reasons: str, threads: int = 1
+    ) -> Decision:
+        size = 1 if wall <= 0 else max(1, min(8192, int(threads * target / max(wall, 1e-9))))
         if backend == "process" and count is not None:
             reasons = (*reasons, inner_threads_reason(count, evidence.cpus))
         elif backend == "thread" and count != 1 and evidence.native_threads is not None:
             limited = evidence.native_threads  # one thread alone is not limited
             reasons = (*reasons, thread_limit_reason(count, evidence.cpus, limited=limited))
-        return Decision(backend, count, size, reasons, facts, revised)
+        return Decision(backend, count, size, reasons, facts, revised, threads)
 
     if evidence.coroutine:
         return made(
@@ -209,6 +223,23 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
             "one event loop",
         )
     handoff = evidence.handoff
+    if evidence.cpu_ratio < WAITING_RATIO and evidence.gil_saturated:
+        spread = _spread_waiting(evidence, workers)
+        if spread is not None:
+            count, parallel_time, gil_time = spread
+            width = max(1, evidence.thread_width)
+            return made(
+                "process",
+                count,
+                0.05,
+                f"the function waits {1 - evidence.cpu_ratio:.0%} of the time, but "
+                f"{_time(cpu)} of CPU an item kept this process's GIL busy with {width} "
+                "threads: that, not the waiting, was the limit",
+                f"{_processes(count)} of {width} threads each share that CPU out: about "
+                f"{_time(parallel_time)} of CPU for the {evidence.items} items left, against "
+                f"{_time(gil_time)} on one GIL",
+                threads=width,
+            )
     if evidence.cpu_ratio < WAITING_RATIO and wall >= HANDOFFS_PER_ITEM * handoff:
         waiting = 1 - evidence.cpu_ratio
         return made(
@@ -318,6 +349,29 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
         f"{measured}; shipping {_time(shipping)} an item{function}) against "
         f"{_time(serial_time)} here",
     )
+
+
+def _spread_waiting(evidence: Evidence, workers: int | None) -> tuple[int, float, float] | None:
+    """For waiting work that keeps one GIL busy: (processes, their time, one GIL's time) when
+    processes that each run threads would beat it by a clear margin; else None. Not where
+    ``workers=`` fixed the width, on one CPU, a free-threaded build, or what cannot travel."""
+    if workers is not None or evidence.cpus < 2 or not evidence.gil_enabled:
+        return None
+    if not evidence.function_picklable or evidence.item_bytes is None:
+        return None
+    items = evidence.items if evidence.items is not None else UNKNOWN_LENGTH
+    count = evidence.cpus
+    gil_time = evidence.cpu_per_item * items  # the GIL is the limit: its CPU, one at a time
+    shipping = (evidence.item_bytes + (evidence.result_bytes or 0)) / evidence.transfer_rate
+    sent = count * evidence.function_bytes + evidence.shared_bytes / COPIES_PER_TRANSFER
+    parallel_time = (
+        evidence.start_cost
+        + sent / evidence.transfer_rate
+        + items * (evidence.cpu_per_item / count + shipping)
+    )
+    if parallel_time < MARGIN * gil_time:
+        return count, parallel_time, gil_time
+    return None
 
 
 def inner_threads_reason(workers: int, cpus: int) -> str:

@@ -31,9 +31,11 @@ that uses it stays in its cache.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 
+from .._plain import PlainPickler
 from .._sharing import Shared
 from .._system import SHARES_BUFFERS, travels_shared
 
@@ -115,20 +117,18 @@ def dumps(
     obj: object,
     *,
     share: bool = True,
-    plain_first: bool = False,
     handles: bool = False,
     before_copy: Callable[[bytes], object] | None = None,
 ) -> Payload:
-    """``obj`` pickled by cloudpickle, its large buffers in a shared file; raises what
-    pickling raises.
+    """``obj`` pickled (``pickled``: cloudpickle only where it must), its large buffers in a
+    shared file; raises what pickling raises.
 
-    ``share=False``, or where descriptors cannot travel: all in the pickle. ``plain_first``:
-    try the standard library's C pickler first (fast; by reference), and cloudpickle only for
-    what it cannot name. ``handles``: a ``Shared`` met is referred to by its token, its
-    value in a shared file of its own (a function's pickle; in items and results a handle
-    travels by value). ``before_copy(pickle)`` is called when there is something large to
-    write (buffers, or a handle's first copy), before it is written: what can start
-    meanwhile (worker processes, and their imports: ``modules_of``) starts then.
+    ``share=False``, or where descriptors cannot travel: all in the pickle. ``handles``: a
+    ``Shared`` met is referred to by its token, its value in a shared file of its own (a
+    function's pickle; in items and results a handle travels by value).
+    ``before_copy(pickle)`` is called when there is something large to write (buffers, or a
+    handle's first copy), before it is written: what can start meanwhile (worker processes,
+    and their imports: ``modules_of``) starts then.
     """
     buffers: list[pickle.PickleBuffer] = []
     share = share and SHARES_BUFFERS
@@ -144,13 +144,9 @@ def dumps(
         return not large  # False: out of band
 
     if handles and share:
-        data = _pickle_function(obj, out_of_band, met)
-    elif plain_first:
-        data = pickled(obj, out_of_band, restart=buffers.clear)
+        data = _pickle_function(obj, out_of_band, met, restart=buffers.clear)
     else:
-        import cloudpickle
-
-        data = cloudpickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
+        data = pickled(obj, out_of_band, restart=buffers.clear)
     if len(met) > MAX_HANDLES:
         raise ValueError(
             f"a function uses {len(met)} manyhands.shared() handles; at most {MAX_HANDLES} "
@@ -177,15 +173,18 @@ def pickled(
     *,
     restart: Callable[[], object] | None = None,
 ) -> bytes:
-    """``obj`` pickled with the fast C pickler; by cloudpickle for what it cannot name.
+    """``obj`` pickled with the fast C pickler where it pickles as cloudpickle would
+    (``_plain``); by cloudpickle where something must travel by value (in the caller, what
+    ``__main__`` defines; in a worker, what came by value from there).
 
-    In a worker, everything plain pickle can pickle by reference is importable here and so in
-    the parent too (both share ``sys.path``); what it cannot (classes and functions that came
-    by value from the parent's ``__main__``) cloudpickle sends by value. ``restart()`` is
-    called before cloudpickle's try: what the failed one gave ``buffer_callback`` is void.
+    Everything pickled by reference is importable on the other side: caller and workers
+    share ``sys.path``. ``restart()`` is called before cloudpickle's try: what the failed one
+    gave ``buffer_callback`` is void.
     """
+    out = io.BytesIO()
     try:
-        return pickle.dumps(obj, protocol=5, buffer_callback=buffer_callback)
+        PlainPickler(out, protocol=5, buffer_callback=buffer_callback).dump(obj)
+        return out.getvalue()
     except Exception:
         if restart is not None:
             restart()
@@ -196,28 +195,44 @@ def pickled(
 
 
 def _pickle_function(
-    obj: object, out_of_band: Callable[[pickle.PickleBuffer], bool], met: dict[str, Shared[Any]]
+    obj: object,
+    out_of_band: Callable[[pickle.PickleBuffer], bool],
+    met: dict[str, Shared[Any]],
+    *,
+    restart: Callable[[], object],
 ) -> bytes:
     """``obj`` (a function, with all it reaches) pickled with its ``Shared`` handles by
-    token: ``_handle(token)`` in a worker gives the copy ``loads`` attached before.
+    token: ``_handle(token)`` in a worker gives the copy ``loads`` attached before. The C
+    pickler first, as ``pickled``; cloudpickle where something must travel by value.
 
     ``reducer_override``, which the C pickler does not call for exact ints, strings, lists,
     dicts and tuples: a ``persistent_id`` (called for every object) made a closure over a
     dict of 300,000 tuples pickle in 534 ms instead of 156 ms."""
-    import io
-
+    out = io.BytesIO()
+    try:
+        _by_token(PlainPickler, met)(out, protocol=5, buffer_callback=out_of_band).dump(obj)
+        return out.getvalue()
+    except Exception:
+        restart()
+        met.clear()
     import cloudpickle
 
-    class Pickler(cloudpickle.Pickler):  # type: ignore[misc]
+    out = io.BytesIO()
+    _by_token(cloudpickle.Pickler, met)(out, protocol=5, buffer_callback=out_of_band).dump(obj)
+    return out.getvalue()
+
+
+def _by_token(base: type[pickle.Pickler], met: dict[str, Shared[Any]]) -> type[pickle.Pickler]:
+    """A pickler like ``base`` that pickles each ``Shared`` by its token, into ``met``."""
+
+    class Pickler(base):  # type: ignore[misc,valid-type]
         def reducer_override(self, value: object) -> object:
             if type(value) is Shared:
                 met[value.token] = value
                 return _handle, (value.token,)
             return super().reducer_override(value)
 
-    out = io.BytesIO()
-    Pickler(out, protocol=5, buffer_callback=out_of_band).dump(obj)
-    return out.getvalue()
+    return Pickler
 
 
 def _handle(token: str) -> Shared[Any]:

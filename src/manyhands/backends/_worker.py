@@ -128,7 +128,7 @@ def encode_outcome(outcome: ChunkOutcome, *, share: bool = False) -> tuple[_shar
     results = outcome.results
     errors = list(outcome.errors)
     try:
-        body = _shared.dumps(results, share=share, plain_first=True)
+        body = _shared.dumps(results, share=share)
     except Exception:
         # Find the results that cannot travel and fail those items alone.
         results = list(results)
@@ -145,7 +145,7 @@ def encode_outcome(outcome: ChunkOutcome, *, share: bool = False) -> tuple[_shar
                 )
                 errors.append(error_for(problem, offset))
         errors.sort(key=lambda error: error.offset)
-        body = _shared.dumps(results, share=share, plain_first=True)
+        body = _shared.dumps(results, share=share)
     meta = dumps(([wire_error(error) for error in errors], outcome.busy, outcome.cpu))
     return body, meta
 
