@@ -61,6 +61,8 @@ class Harness:
         self.meters: list[FakeMeter] = []
         self.meter_rate = meter_rate
         self.opened: dict[str, FakeBackend] = {}
+        #: Fake per-thread CPU clocks: a chunk whose ``thread`` is a key here has used that.
+        self.thread_cpus: dict[int | None, float] = {}
         machine = Machine(cache_path="")
         machine.cpus = cpus
         machine.gil_enabled = True
@@ -75,6 +77,7 @@ class Harness:
             clock=self.clock,
             process_time=lambda: self.clock.cpu,
             gil_meter=self.meter,
+            thread_cpu=self.thread_cpus.get,
             runnable_time=lambda: self.clock.runnable,
         )
         self.started = 0
@@ -418,10 +421,10 @@ def test_sizing_a_pickle_counts_out_of_band_arrays_without_copying() -> None:
     assert shared == [array.nbytes if SHARES_BUFFERS else 0]
 
 
-def saturated_threads(harness: Harness) -> list[tuple[Chunk, Placement]]:
+def saturated_threads(harness: Harness, item_cpu: float = 0.002) -> list[tuple[Chunk, Placement]]:
     """Waiting work on threads (50 ms a request, 0.5 ms of CPU as first measured), then the
-    threads keep the GIL busy: a core's CPU for 0.12 s while items wait for a slot. The
-    chunks still running on threads."""
+    process uses a core for 0.12 s while items wait for a slot, and the 64 items running
+    have used ``item_cpu`` each (2 ms: they keep the GIL busy). The chunks still running."""
     probe = harness.send()
     assert probe is not None
     harness.finish(probe, wall=0.05, cpu=0.0005)
@@ -430,6 +433,9 @@ def saturated_threads(harness: Harness) -> list[tuple[Chunk, Placement]]:
     while (sent := harness.send()) is not None:
         running.append(sent)
     assert len(running) == 64  # Little's law, capped where growth starts
+    for ident, (chunk, _) in enumerate(running):
+        chunk.thread, chunk.thread_cpu = ident, 0.0
+        harness.thread_cpus[ident] = item_cpu
     harness.clock.now += 0.09
     harness.clock.cpu += 0.09
     for sent in running[:10]:  # before the first review
@@ -482,3 +488,10 @@ def test_processes_running_threads_that_pay_less_than_the_threads_are_undone() -
     placement = harness.plan.place()
     assert placement is not None
     assert placement.kind == "thread"
+
+
+def test_a_process_busy_starting_threads_for_waiting_items_stays_on_threads() -> None:
+    # 1,000 sleeps: starting the threads keeps the process's CPU busy, the items use none.
+    harness = Harness(total=1000)
+    saturated_threads(harness, item_cpu=0.0)
+    assert [d.backend for d in harness.plan.decisions] == ["thread"]

@@ -28,6 +28,9 @@ running finish where they are, and the next ones go to the new place.
   processes took 0.7 s instead of 0.06 s.)
 * **Waiting work** runs on threads under ``ConcurrencyController``, started at the width
   Little's law gives from the measured wait and CPU per item and adjusted from throughput.
+  Where the items' own CPU keeps the GIL busy while items wait for a slot, it moves to one
+  process per CPU, each running as many threads as were reached here; this process's threads
+  go on serving until a worker answers, and the move is undone if it pays less.
 """
 
 from __future__ import annotations
@@ -107,9 +110,9 @@ GIL_SATURATED = 0.85
 COMPUTING_SHARE = 0.25
 #: Running threads whose CPU time a controller tick reads at most.
 RUNNING_SAMPLE = 32
-#: Processes that run threads for waiting work are checked against the threads they
-#: replaced once they have answered for this many reviews' time: under this share of the
-#: threads' throughput, the job goes back to threads.
+#: Processes that run threads for waiting work, once they have answered, are checked against
+#: the threads they replaced: under this share of the threads' throughput, the job goes back
+#: to threads.
 SPREAD_KEEPS = 0.8
 
 
@@ -622,15 +625,18 @@ class AutoPlan:
                 # The GIL is the limit, and an item computes a good part of its fastest time
                 # (a request waiting 50 ms computes 1% of it: processes would not help).
                 evidence = self._evidence(per_item, per_item, scale=False, samples=done)
-            elif cpu_rate >= GIL_SATURATED and self._blocked and self._controller is not None:
-                # Waiting work, but its CPU keeps the GIL busy and items wait for a slot
+            elif self._blocked and self._controller is not None and elapsed > 0:
+                # Waiting work whose own CPU keeps the GIL busy while items wait for a slot
                 # (HTTP clients at 0.5 ms of CPU a request): processes that each run as many
-                # threads as this one reached share that CPU out.
-                width = self._controller.limit
-                self._thread_rate = done / elapsed if elapsed > 0 else None
-                evidence = self._evidence(
-                    wall, per_item, samples=done, gil_saturated=True, width=width
-                )
+                # threads as this one reached share that CPU out. The items' CPU, not the
+                # process's: starting 1,000 threads for sleeps costs a core for a while.
+                work = self._cpu + self._running_cpu(now)[0]
+                if work / elapsed >= GIL_SATURATED:
+                    self._thread_rate = done / elapsed
+                    evidence = self._evidence(
+                        wall, work / started, samples=done, gil_saturated=True,
+                        width=self._controller.limit,
+                    )  # fmt: skip
         if evidence is None:
             return
         revision = self._decision(evidence, revised=True)
@@ -712,7 +718,8 @@ class AutoPlan:
 
     def _process_limit(self) -> int:
         # Two chunks per worker: the second waits at the backend and starts the moment the
-        # first ends, even while this thread is busy running a hedge chunk of its own.
+        # first ends, even while this thread is busy running a hedge chunk of its own. For
+        # workers that run threads: twice their threads' worth of items (``_process_room``).
         return 2 * self._process_workers * self._process_threads
 
     def _process_room(self) -> bool:

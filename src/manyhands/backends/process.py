@@ -29,9 +29,10 @@ Actors:
 
 A worker holds at most one chunk, or two when chunks are short (then the second hides the round
 trip); idle workers are preferred, then new workers, up to ``workers``. A backend made with
-``threads`` > 1 runs that many chunks at once in each worker, on threads (for waiting work whose
-CPU keeps one GIL busy); when such a worker dies, which of its chunks killed it is unknown: each
-runs again *alone* in a worker (nothing beside it), where a crash is its own. All dispatch state is
+``threads`` > 1 runs that many items at once in each worker, on threads (for waiting work whose
+CPU keeps one GIL busy), every item of every chunk it holds; when such a worker dies holding
+several chunks, which killed it is unknown: each runs again *alone* in a worker (nothing
+beside it), where a crash is its own. All dispatch state is
 guarded by one lock; sends happen under it, which is safe because every worker drains its socket
 into a queue at once.
 """
