@@ -8,6 +8,7 @@ pytest's ``capsys``): forwarded lines must land in the caller's *current* ``sys.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import logging
 import sqlite3
@@ -40,6 +41,16 @@ def run_capturing(fn: Any, items: Any, **options: Any) -> tuple[list[Any], str, 
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         results = mh.map(fn, items, errors="return", **options)
     return results, out.getvalue(), err.getvalue()
+
+
+def test_a_stream_installed_for_a_job_is_never_freed() -> None:
+    # print() in another thread may hold sys.stdout as a borrowed reference while a job's
+    # start or end replaces it; a freed stream crashes the interpreter (CPython gh-130163).
+    refs = mh.map(workloads.stdout_ref, range(2), backend="thread", workers=2)
+    again = mh.map(workloads.stdout_ref, range(2), backend="thread", workers=2)
+    gc.collect()
+    assert all(ref() is not None for ref in refs)
+    assert refs[0]() is again[0]() is not sys.stdout  # reused for the same stream, not new
 
 
 @pytest.mark.parametrize("name", ["thread", "process", "asyncio", "dask"])

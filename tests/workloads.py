@@ -501,3 +501,11 @@ def dies_among_threads(args: tuple[str, int]) -> int:
         MEETING.wait(timeout=60)
         RELEASE.wait(300)  # until item 1 ends the process
     return x
+
+
+def stdout_ref(_: Any) -> Any:
+    """A weak reference to ``sys.stdout`` as an item on a thread of the caller sees it."""
+    import sys
+    import weakref
+
+    return weakref.ref(sys.stdout)

@@ -495,3 +495,60 @@ def test_a_process_busy_starting_threads_for_waiting_items_stays_on_threads() ->
     harness = Harness(total=1000)
     saturated_threads(harness, item_cpu=0.0)
     assert [d.backend for d in harness.plan.decisions] == ["thread"]
+
+
+def two_threads_measured(harness: Harness, cores: list[float]) -> None:
+    """Short items tested two at a time: the two threads use ``cores[i]`` cores in the i-th
+    10 ms, while the engine ticks."""
+    probe = harness.send()
+    assert probe is not None
+    harness.finish(probe, wall=0.005, cpu=0.005)
+    assert harness.send() is not None
+    assert harness.send() is not None
+    harness.plan.tick(harness.clock.now)  # the window opens: two running
+    for used in cores:
+        harness.clock.now += 0.01
+        harness.clock.cpu += 0.01 * used
+        harness.plan.tick(harness.clock.now)
+
+
+def test_an_unsure_scaling_test_is_measured_again_over_a_longer_span() -> None:
+    # Other processes took part of the CPUs: two threads of sha256 used 1.29 cores, and the
+    # job once ran serial at 1.8x the threads' time. Measured again, 1.3 cores is parallel.
+    harness = Harness(total=10_000)
+    two_threads_measured(harness, [1.3, 1.3])
+    assert harness.plan.decisions == []  # unsure at 20 ms: measured on to 60 ms
+    for _ in range(4):
+        harness.clock.now += 0.01
+        harness.clock.cpu += 0.013
+        harness.plan.tick(harness.clock.now)
+    (decision,) = harness.plan.decisions
+    assert decision.evidence["threads_scale"] is True
+    assert decision.backend == "thread"
+
+
+def test_threads_that_take_turns_at_the_gil_do_not_pass_the_longer_test() -> None:
+    harness = Harness(total=10_000)
+    two_threads_measured(harness, [1.15] * 6)  # unsure at first; then a core and a bit
+    (decision,) = harness.plan.decisions
+    assert decision.evidence["threads_scale"] is False
+
+
+def test_two_cores_used_say_threads_scale_though_one_thread_is_between_chunks() -> None:
+    harness = Harness(total=10_000)
+    probe = harness.send()
+    assert probe is not None
+    harness.finish(probe, wall=0.005, cpu=0.005)
+    first, second = harness.send(), harness.send()
+    assert first is not None
+    assert second is not None
+    harness.plan.tick(harness.clock.now)  # the window opens: two running
+    harness.clock.now += 0.01
+    harness.clock.cpu += 0.018
+    harness.plan.tick(harness.clock.now)
+    harness.plan.finished(first[0], first[1], None)  # between chunks at the moment it ends
+    harness.clock.now += 0.01
+    harness.clock.cpu += 0.018
+    harness.plan.tick(harness.clock.now)
+    (decision,) = harness.plan.decisions
+    assert decision.evidence["threads_scale"] is True

@@ -292,6 +292,12 @@ class Running:
 _lock = threading.Lock()
 _entered = 0
 _installed: dict[str, _ThreadStream] = {}
+#: Every ``_ThreadStream`` ever installed, by (name, the stream it wraps), and reused: never
+#: freed, since ``print()`` in another thread may hold ``sys.stdout`` as a borrowed
+#: reference while it is replaced, and writing to a freed one crashes the interpreter
+#: (CPython issue gh-130163, the GIL build included; it crashed here once in 17 runs of
+#: a job on threads beside a thread that printed). One per stream wrapped: bounded.
+_kept: dict[tuple[str, int], _ThreadStream] = {}
 
 
 def _install() -> None:
@@ -302,8 +308,11 @@ def _install() -> None:
             stream = getattr(sys, name, None)
             if stream is None or isinstance(stream, _ThreadStream):
                 continue
-            _installed[name] = _ThreadStream(name, stream)
-            setattr(sys, name, _installed[name])
+            wrapper = _kept.get((name, id(stream)))
+            if wrapper is None:  # it holds ``stream``: that id stays its own
+                wrapper = _kept[name, id(stream)] = _ThreadStream(name, stream)
+            _installed[name] = wrapper
+            setattr(sys, name, wrapper)
 
 
 def _uninstall() -> None:
