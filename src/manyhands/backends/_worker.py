@@ -11,8 +11,8 @@ Two threads:
   the socket closes: a worker never outlives its parent's end of the connection;
 * the *main* thread takes messages from that queue, runs chunks with ``run_chunk`` and sends
   the outcomes; or, in a worker started with ``threads`` > 1 (waiting work whose CPU keeps one
-  GIL busy: HTTP clients), hands each chunk to one of that many threads (``_Threads``), which
-  run them at once and send each outcome as it ends.
+  GIL busy: HTTP clients), unpickles each chunk and hands its items to up to that many
+  threads (``_Threads``), which run them at once; a chunk's outcome goes when its last ends.
 
 Wire format: every message is a pickle; a ``run`` message is followed by a second message, the
 pickled items, and a ``done`` message by the pickled results, so that a failure to unpickle one
@@ -243,12 +243,7 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
             with contextlib.suppress(Exception):
                 original.flush()
         del made
-        # The results' shared file, if any, travels with the header; dropping ``results``
-        # then closes it here (the caller holds its own descriptor).
-        with lock:
-            send(sock, dumps(("done", ticket, results.spans)), results.fds)
-            send(sock, meta)
-            send(sock, results.data)
+        send_outcome(sock, lock, ticket, results, meta)
         del results
 
     # One chunk at a time on this thread; or, for waiting work whose CPU keeps one GIL busy,
@@ -427,18 +422,30 @@ class _Threads:
         for original in self._originals:  # what the descriptors' own buffers hold
             with contextlib.suppress(Exception):
                 original.flush()
-        # The results' shared file, if any, travels with the header (as ``run`` sends).
         results, meta = encode_outcome(outcome, share=True)
-        with self._send_lock:
-            send(self._sock, dumps(("done", ticket, results.spans)), results.fds)
-            send(self._sock, meta)
-            send(self._sock, results.data)
+        send_outcome(self._sock, self._send_lock, ticket, results, meta)
 
     def join(self) -> None:
         for _ in self._threads:
             self._queue.put(None)
         for thread in self._threads:
             thread.join()
+
+
+def send_outcome(
+    sock: socket.socket,
+    lock: threading.Lock,
+    ticket: int,
+    results: _shared.Payload,
+    meta: bytes,
+) -> None:
+    """A chunk's ``done`` message, its meta and its results, together under ``lock``. The
+    results' shared file, if any, travels with the header; dropping ``results`` then closes
+    it here (the caller holds its own descriptor)."""
+    with lock:
+        send(sock, dumps(("done", ticket, results.spans)), results.fds)
+        send(sock, meta)
+        send(sock, results.data)
 
 
 def _import_all(modules: list[str]) -> None:
