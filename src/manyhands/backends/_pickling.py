@@ -26,13 +26,11 @@ __all__ = [
 
 
 def pickle_function(obj: object, fn: object, *, what: str) -> bytes:
-    import cloudpickle  # here, so that it loads while the first workers start
-
+    """``obj`` (an initializer and its arguments) pickled as ``_shared.pickled`` does."""
     try:
-        data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        return _shared.pickled(obj)
     except Exception as exc:
         raise _unpicklable(fn, what, exc) from exc
-    return data
 
 
 def pickle_shared_function(
