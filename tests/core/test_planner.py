@@ -470,6 +470,34 @@ def test_waiting_work_that_keeps_the_gil_busy_moves_to_processes_running_threads
     assert all(sent is not None and sent[1].kind == "process" for sent in after)
 
 
+def test_the_gil_read_over_the_last_review_moves_waiting_work_the_ramp_would_hide() -> None:
+    # HTTP requests: the first 0.1 s on threads starting up used little CPU, the next 0.1 s
+    # a core. Since the decision that is half a core; over the last review's time, a core.
+    harness = Harness(total=1000)
+    probe = harness.send()
+    assert probe is not None
+    harness.finish(probe, wall=0.05, cpu=0.0005)
+    running = []
+    while (sent := harness.send()) is not None:
+        running.append(sent)
+    for ident, (chunk, _) in enumerate(running):
+        chunk.thread, chunk.thread_cpu = ident, 0.0
+        harness.thread_cpus[ident] = 0.0
+    harness.clock.now += 0.1
+    harness.clock.cpu += 0.1
+    first = running[0]
+    harness.plan.finished(first[0], first[1], ChunkOutcome([0], [], 0.05, 0.0005, "t"))
+    assert [d.backend for d in harness.plan.decisions] == ["thread"]  # the first review
+    for ident in range(1, len(running)):
+        harness.thread_cpus[ident] = 0.0016  # 63 requests, 0.1 s of CPU between them
+    harness.clock.now += 0.1
+    harness.clock.cpu += 0.1
+    second = running[1]
+    harness.plan.finished(second[0], second[1], ChunkOutcome([0], [], 0.05, 0.0005, "t"))
+    revised = harness.plan.decisions[-1]
+    assert (revised.backend, revised.threads) == ("process", 64)
+
+
 def test_processes_running_threads_that_pay_less_than_the_threads_are_undone() -> None:
     harness = Harness(total=1000)
     saturated_threads(harness)

@@ -200,6 +200,7 @@ class AutoPlan:
         self._probe_cpu = 0.0
         self._probe_item: Any = None
         self._probe_rate = 1.0  # CPU per second of wall of the probe, running alone
+        self._prepared = False  # ``_prepare_spread`` has run
         self._scale_start: tuple[float, float] | None = None  # (time, process CPU)
         self._scale_deadline = 0.0
         self._scale_evidence = (0.0, 0.0, False)
@@ -230,6 +231,8 @@ class AutoPlan:
         self._thread_rate: float | None = None  # items a second on threads, before them
         self._answered_at: float | None = None
         self._spread_mark: tuple[float, int] | None = None  # (time, items done) then
+        #: (time, the items' CPU since the decision) at the review before, on threads.
+        self._work_mark = (0.0, 0.0)
         if is_coroutine_function(job.fn):
             self._adopt(decide(self._evidence(0.0, 0.0, coroutine=True), workers=workers))
 
@@ -293,7 +296,8 @@ class AutoPlan:
             self._probe_item = chunk.items[0] if chunk.items else None
             self._probe_sent = self._clock()
             self._probe_cpu = self._process_time()
-            self._wake = self._probe_sent + PROBE_WINDOW
+            # Half way through its window: a waiting probe leaves time to prepare.
+            self._wake = self._probe_sent + PROBE_WINDOW / 2
 
     def finished(self, chunk: Chunk, placement: Placement, outcome: ChunkOutcome | None) -> None:
         kind = placement.kind
@@ -373,8 +377,34 @@ class AutoPlan:
         if (wall >= PROBE_WINDOW and cpu / wall < WAITING_RATIO) or cpu >= CPU_EVIDENCE:
             self._probe_rate = cpu / wall
             self._decide_from(wall, cpu, complete=False)
-        else:
-            self._wake = now + PROBE_WINDOW
+            return
+        if not self._prepared:
+            self._prepare()
+        self._wake = max(now, started + PROBE_WINDOW) if wall < PROBE_WINDOW else now + PROBE_WINDOW
+
+    def _prepare(self) -> None:
+        """Half way through the window of a probe still running, while this thread has
+        nothing else to do: measure what a move to processes needs (the start-up, from the
+        cache file; the transfer rate; the function's and an item's pickled size).
+
+        A decision for processes needs them at once, and waiting work that keeps the GIL
+        busy needs them at a review beside hundreds of busy threads, where this thread waits
+        its turn for the GIL after every system call: such a review once took 0.5 s, all but
+        50 ms of it in these. A probe that finishes sooner (a tiny job) never pays this.
+        """
+        self._prepared = True
+        m = self._machine
+        if self._workers is not None or m.cpus < 2 or not m.gil_enabled:
+            return  # auto chooses no processes then
+        from .._plain import by_reference
+
+        with prompt_gil():
+            _ = m.process_start, m.transfer_rate
+            # Not where sizing imports cloudpickle (27 ms, a function defined in __main__):
+            # sleeps there would start their threads that much later. CPU-bound work that
+            # goes to processes sizes it when it decides.
+            if by_reference(self._job.fn) or "cloudpickle" in sys.modules:
+                self._pickling()
 
     @_promptly
     def _decide_from(self, wall: float, cpu: float, *, complete: bool) -> None:
@@ -573,6 +603,7 @@ class AutoPlan:
         self._since_cpu = self._process_time()
         waiting_threads = decision.backend == "thread" and decision.workers is None
         self._since_runnable = self._runnable_time() if waiting_threads else None
+        self._work_mark = (now, 0.0)
         self._next_review = now + REVIEW_AFTER
         self._done = 0
         self._busy = self._cpu = 0.0
@@ -652,7 +683,7 @@ class AutoPlan:
                 # threads as this one reached share that CPU out. The items' CPU, not the
                 # process's: starting 1,000 threads for sleeps costs a core for a while.
                 work = self._cpu + self._running_cpu(now)[0]
-                if work / elapsed >= GIL_SATURATED:
+                if max(work / elapsed, self._recent_work_rate(now, work)) >= GIL_SATURATED:
                     self._thread_rate = done / elapsed
                     evidence = self._evidence(
                         wall, work / started, samples=done, gil_saturated=True,
@@ -666,6 +697,17 @@ class AutoPlan:
             return
         self._revisions += 1
         self._adopt(revision)
+
+    def _recent_work_rate(self, now: float, work: float) -> float:
+        """The items' CPU per second since the review before (``work``: their CPU since the
+        decision), over half a review's time at least; 0.0 before that. Since the decision
+        alone, the threads' ramp dilutes it: HTTP requests that kept the GIL busy from
+        0.1 s on read as 0.81 of a core at 0.2 s, and moved only at the review after."""
+        marked, worked = self._work_mark
+        if now - marked < REVIEW_AFTER / 2:
+            return 0.0
+        self._work_mark = (now, work)
+        return (work - worked) / (now - marked)
 
     def _review_spread(self, now: float) -> Evidence | None:
         """Processes that run threads, once they have answered: still paying? Their
