@@ -171,6 +171,36 @@ def test_waiting_work_starts_on_threads_at_the_width_littles_law_gives() -> None
     assert all(item is None or item[1].kind == "thread" for item in sent)
 
 
+def test_half_way_through_its_window_a_running_probe_has_the_move_to_processes_measured() -> None:
+    harness = Harness()
+    machine = harness.plan._machine
+    machine._handoff.clear()  # nothing measured yet
+    assert machine._transfer_rate is None
+    probe = harness.send()
+    assert probe is not None
+    harness.clock.now += PROBE_WINDOW / 2
+    harness.plan.tick(harness.clock.now)
+    assert harness.plan.decisions == []  # too early to decide
+    assert machine._transfer_rate is not None
+    assert harness.plan._picklable is True  # abs: sized by the C pickler
+    # The probe ended (after 4 ms) while this thread was preparing, and was seen 4 ms later:
+    # no hand-off is read from that (13.8 ms once ran sha256 serial).
+    harness.clock.now += 0.004
+    chunk, placement = probe
+    harness.plan.finished(chunk, placement, ChunkOutcome([0], [], 0.004, 0.004, "t"))
+    assert machine.handoff is None
+    assert harness.plan._phase == "scale"  # CPU-heavy, not short: do two threads scale?
+
+
+def test_a_tiny_probe_leaves_the_move_to_processes_unmeasured() -> None:
+    harness = Harness()
+    probe = harness.send()
+    assert probe is not None
+    harness.finish(probe, wall=2e-6, cpu=2e-6)
+    assert harness.plan._machine._transfer_rate is None
+    assert harness.plan._picklable is None
+
+
 def test_a_cold_first_call_is_not_taken_for_cpu_bound_work() -> None:
     # The first HTTP call of a process: 6 ms of CPU (imports, a connection) in its first
     # 10 ms, then it waits. After 10 ms it looks 60% CPU-bound; the planner waits for more.

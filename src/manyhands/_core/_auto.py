@@ -200,7 +200,8 @@ class AutoPlan:
         self._probe_cpu = 0.0
         self._probe_item: Any = None
         self._probe_rate = 1.0  # CPU per second of wall of the probe, running alone
-        self._prepared = False  # ``_prepare_spread`` has run
+        self._prepared = False  # ``_prepare`` has run
+        self._prepared_until = 0.0  # when it ended (clock time)
         self._scale_start: tuple[float, float] | None = None  # (time, process CPU)
         self._scale_deadline = 0.0
         self._scale_evidence = (0.0, 0.0, False)
@@ -318,8 +319,10 @@ class AutoPlan:
                 # Alone on its thread, the probe's way back (from the end of its run to the
                 # engine) is half of what a hand-off to a warm thread costs here; its way
                 # there also paid for starting the thread, which a pool pays once.
+                # Not while this thread was busy preparing when the probe ended: it noticed
+                # late (a hand-off of 13.8 ms once ran sha256 serial at 1.9x the threads').
                 started = chunk.started_at
-                if started is not None:
+                if started is not None and started + outcome.busy > self._prepared_until:
                     self._machine.observe_handoff(max(0.0, 2 * (now - started - outcome.busy)))
                 self._decide_from(outcome.busy / ran, outcome.cpu / ran, complete=True)
                 return
@@ -405,6 +408,7 @@ class AutoPlan:
             # goes to processes sizes it when it decides.
             if by_reference(self._job.fn) or "cloudpickle" in sys.modules:
                 self._pickling()
+        self._prepared_until = self._clock()
 
     @_promptly
     def _decide_from(self, wall: float, cpu: float, *, complete: bool) -> None:
