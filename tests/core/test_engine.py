@@ -153,18 +153,21 @@ def _fails_on_even_above_one(x: int) -> int:
     return x
 
 
-@pytest.mark.parametrize("mode", ["map", "star"])
+@pytest.mark.parametrize("mode", ["map", "star", "built-in"])
 def test_run_chunk_places_every_failure_at_its_item(mode: str) -> None:
-    # run_chunk runs calls through list.extend(map(...)); a failure must land at its own
-    # offset, the items after it still run, and a failing last item is handled too.
+    # run_chunk calls a Python function in a loop, others through list.extend(map(...)):
+    # either way a failure must land at its own offset, the items after it still run, and a
+    # failing last item is handled too.
     items: list[Any] = list(range(7))
     fn: Any = _fails_on_even_above_one
     if mode == "star":
         items = [(x,) for x in items]
+    if mode == "built-in":  # int() of these fails where the Python function does
+        mode, fn, items = "map", int, ["0", "1", "two", "3", "four", "5", "six"]
     outcome = run_chunk(fn, mode, items, stop_on_error=False, catch=Exception, worker="t")  # type: ignore[arg-type]
     assert outcome.results == [0, 1, None, 3, None, 5, None]
     assert [error.offset for error in outcome.errors] == [2, 4, 6]
-    assert str(outcome.errors[1].exception) == "bad 4"
+    assert type(outcome.errors[1].exception) is ValueError
     stopped = run_chunk(fn, mode, items, stop_on_error=True, catch=Exception, worker="t")  # type: ignore[arg-type]
     assert stopped.results == [0, 1]
     assert [error.offset for error in stopped.errors] == [2]

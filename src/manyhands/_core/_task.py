@@ -9,8 +9,10 @@ worker process) and reports a ``ChunkOutcome`` back through ``Chunk.complete``.
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
+from types import FunctionType
 
 # Plain slotted classes rather than dataclasses, and typing only for type checkers: every
 # worker process imports this module, and dataclasses + typing would add ~15 ms to its start.
@@ -35,6 +37,9 @@ __all__ = [
     "run_chunk",
     "str_or_repr",
 ]
+
+#: Whether a Python loop calls a Python function faster than ``map`` does (``run_chunk``).
+_LOOP_CALLS_FASTER = sys.version_info >= (3, 11)
 
 _job_keys = itertools.count(1)
 
@@ -303,11 +308,27 @@ def run_chunk(
                 if stop_on_error:
                     break
                 append(None)
+    elif mode == "map" and _LOOP_CALLS_FASTER and type(fn) is FunctionType:
+        # A Python function from Python code: 3.11 and later call it without a C frame of
+        # their own, which ``map`` cannot (an append loop here is 4-15% faster than extend
+        # over map on 200,000 x ``x*x``, 3.11 to 3.13). One iterator across failures: the
+        # loop goes on with the item after the one that raised.
+        rest = iter(items)
+        while True:
+            try:
+                for item in rest:
+                    append(fn(item))
+                break
+            except catch as exc:
+                errors.append(item_error(len(results), exc))
+                if stop_on_error:
+                    break
+                append(None)
     elif mode == "map" or mode == "star":
-        # ``list.extend`` over ``map`` runs the calls in C, as fast as a comprehension (an
-        # append loop costs 20% more on tiny items); when a call raises, extend has kept
-        # every result before it, so the failing item is at ``len(results)`` and the rest
-        # of the chunk goes on after it.
+        # ``list.extend`` over ``map`` runs the calls in C: for a built-in function (and on
+        # 3.10) faster than a loop; when a call raises, extend has kept every result before
+        # it, so the failing item is at ``len(results)`` and the rest of the chunk goes on
+        # after it.
         mapper = map if mode == "map" else itertools.starmap
         total = len(items)
         while True:
