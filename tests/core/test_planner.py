@@ -201,6 +201,43 @@ def test_a_tiny_probe_leaves_the_move_to_processes_unmeasured() -> None:
     assert harness.plan._picklable is None
 
 
+def finish_noticed_late(
+    harness: Harness, sent: tuple[Chunk, Placement], *, wall: float, late: float
+) -> None:
+    """The item ran ``wall`` seconds, and the planner heard of it ``late`` seconds after."""
+    chunk, placement = sent
+    harness.clock.now += wall + late
+    harness.plan.finished(chunk, placement, ChunkOutcome([0], [], wall, wall, "t"))
+
+
+def test_one_cold_item_near_a_cold_hand_off_is_measured_again() -> None:
+    # crc32 of 1 MiB: 0.5 ms an item; the first hand-off of the process, cold, 0.7 ms.
+    harness = Harness()
+    harness.plan._machine._handoff.clear()
+    first = harness.send()
+    assert first is not None
+    finish_noticed_late(harness, first, wall=0.0005, late=0.00035)
+    assert harness.plan.decisions == []
+    assert harness.plan._phase == "probe"
+    second = harness.send()  # a second probe, alone, on the thread now warm
+    assert second is not None
+    assert second[1].kind == "thread"
+    assert harness.send() is None
+    finish_noticed_late(harness, second, wall=0.0005, late=0.0001)
+    assert harness.plan._machine.handoff == pytest.approx(0.0002)
+    assert harness.plan._phase == "scale"  # not short against a warm hand-off: tested
+
+
+def test_a_tiny_cold_item_is_not_measured_again() -> None:
+    harness = Harness()
+    harness.plan._machine._handoff.clear()
+    probe = harness.send()
+    assert probe is not None
+    finish_noticed_late(harness, probe, wall=5e-6, late=0.00035)
+    (decision,) = harness.plan.decisions
+    assert decision.backend == "serial"
+
+
 def test_a_cold_first_call_is_not_taken_for_cpu_bound_work() -> None:
     # The first HTTP call of a process: 6 ms of CPU (imports, a connection) in its first
     # 10 ms, then it waits. After 10 ms it looks 60% CPU-bound; the planner waits for more.

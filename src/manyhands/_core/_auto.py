@@ -81,6 +81,10 @@ Opener = Callable[[str, int, int], Backend]
 PROBE_WINDOW = 0.01
 #: CPU seconds a running probe must have used before it is believed CPU-bound.
 CPU_EVIDENCE = 0.03
+#: Of a hand-off, the wall time under which a first item is tiny: it runs in the caller's
+#: thread untested (its cold wall is mostly the first call's own cost); from there to two
+#: hand-offs, a cold first item is measured again, and its work tested on two threads.
+TINY_SHARE = 0.125
 #: Seconds of two threads running at once that tell whether they run in parallel.
 SCALE_SPAN = 0.02
 #: The work left must be this many times SCALE_SPAN for the test to be worth running.
@@ -200,6 +204,7 @@ class AutoPlan:
         self._probe_cpu = 0.0
         self._probe_item: Any = None
         self._probe_rate = 1.0  # CPU per second of wall of the probe, running alone
+        self._probes = 0  # probes sent (a second where the first was cold and unsure)
         self._prepared = False  # ``_prepare`` has run
         self._prepared_until = 0.0  # when it ended (clock time)
         self._scale_start: tuple[float, float] | None = None  # (time, process CPU)
@@ -293,6 +298,7 @@ class AutoPlan:
         if kind == "thread":
             self._on_threads[chunk] = None
         if self._phase == "probe" and self._probe is None:
+            self._probes += 1
             self._probe = chunk
             self._probe_item = chunk.items[0] if chunk.items else None
             self._probe_sent = self._clock()
@@ -322,9 +328,17 @@ class AutoPlan:
                 # Not while this thread was busy preparing when the probe ended: it noticed
                 # late (a hand-off of 13.8 ms once ran sha256 serial at 1.9x the threads').
                 started = chunk.started_at
+                cold = self._machine.handoff is None  # the first this process has seen
                 if started is not None and started + outcome.busy > self._prepared_until:
                     self._machine.observe_handoff(max(0.0, 2 * (now - started - outcome.busy)))
-                self._decide_from(outcome.busy / ran, outcome.cpu / ran, complete=True)
+                wall = outcome.busy / ran
+                if cold and self._probes == 1 and self._remaining() >= 2 and self._unsure(wall):
+                    # One cold item against one cold hand-off: a second item, on the thread
+                    # now warm, says more (crc32 of 1 MiB, 0.48 ms, against a first hand-off
+                    # of 0.68 ms ran serial, where two threads took 0.8 of its time).
+                    self._probe = None
+                    return
+                self._decide_from(wall, outcome.cpu / ran, complete=True)
                 return
         phase = self._phase
         if kind != phase and (kind, phase) not in (("serial", "process"), ("thread", "scale")):
@@ -364,6 +378,13 @@ class AutoPlan:
                 self._review(now)
 
     # -- probing -------------------------------------------------------------------------
+
+    def _unsure(self, wall: float) -> bool:
+        """Whether an item of ``wall`` seconds is near enough the hand-off for a warm one to
+        decide otherwise (threads, or the caller's thread): not items far shorter (200,000 x
+        ``x*x``, 2 us each, stay here whatever a warm hand-off costs)."""
+        handoff = self._machine.handoff
+        return handoff is not None and TINY_SHARE * handoff <= wall < HANDOFFS_PER_ITEM * handoff
 
     def _watch_probe(self, now: float) -> None:
         probe = self._probe
@@ -420,11 +441,13 @@ class AutoPlan:
         # The test runs items on two threads for SCALE_SPAN: worth it only where the work left
         # is a few times that (its items go on running meanwhile; 200,000 x x*x is 20 ms of
         # work in all, where the test would be most).
-        # A single cold item shorter than a hand-off says little: such work runs here first
-        # and is measured again in chunks (``decide``'s rule for short items). One longer
-        # than that is tested: its items travel in chunks, so a hand-off is paid per chunk
-        # (crc32 of 1 MiB, 0.3 ms an item, ran serial at 1.9x two threads' time).
-        short = wall < evidence.handoff
+        # A single cold item far shorter than a hand-off says little (its wall is mostly the
+        # first call's own cost: 200,000 x x*x): such work runs here first and is measured
+        # again in chunks (``decide``'s rule for short items). One longer than that is
+        # tested: its items travel in chunks, so a hand-off is paid per chunk (crc32 of
+        # 1 MiB, 0.3-0.5 ms an item against a hand-off of 0.7 ms, ran serial at 1.3-1.9x
+        # two threads' time).
+        short = wall < TINY_SHARE * evidence.handoff
         worth_testing = cpu * self._remaining() >= SCALE_WORTH * SCALE_SPAN
         if (
             cpu_heavy
