@@ -7,6 +7,10 @@ a record counts only if it came through the caller's logger hierarchy.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +128,29 @@ def test_worker_prints_reach_the_callers_current_streams_in_whole_lines(
 
 def test_a_workers_stdout_still_answers_what_code_asks_of_a_stream() -> None:
     assert mh.map(workloads.stream_facts, [0], backend="process") == [(False, False, True)]
+
+
+def test_a_caller_without_logging_leaves_its_workers_without_it_and_loses_no_warning() -> None:
+    # Importing logging is 10-17 ms of a worker's start: a caller that has not imported it
+    # has no handler for its records, so workers import it only once their own code does.
+    # Here the function imports it in its first call: that call's warning is printed by the
+    # worker's last resort (its stderr reaches the caller's), the next ones travel as records
+    # and the caller's last resort prints them.
+    code = (
+        "import sys, manyhands, workloads\n"
+        "print(manyhands.map(workloads.has_logging, range(2), backend='process', workers=1))\n"
+        "manyhands.map(workloads.logs, range(3), backend='process', workers=1, chunksize=1)\n"
+    )
+    tests = Path(__file__).parent
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), *sys.path])},
+    )
+    assert out.stdout.strip() == "[False, False]", out.stderr
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("warning from")]
+    assert sorted(warnings) == [f"warning from item {x}" for x in range(3)], out.stderr
+    assert "info from item" not in out.stderr  # below the default level, as in the caller

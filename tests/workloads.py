@@ -304,6 +304,13 @@ def logs(x: int) -> int:
     return x
 
 
+def has_logging(_: Any) -> bool:
+    """Whether this process has imported ``logging``."""
+    import sys
+
+    return "logging" in sys.modules
+
+
 def prints(x: int) -> int:
     """Prints 50 long lines of one character (a letter per item), and one line to stderr."""
     import sys

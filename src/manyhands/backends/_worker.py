@@ -27,6 +27,7 @@ side; its type name, message and traceback text always arrive).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pickle
 import queue
@@ -220,6 +221,7 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
         if failure is not None:
             send_one(dumps(("init_failed", failure)))
             _exit(EXIT_INITIALIZER_FAILED)
+        logs.catch_up()
     send_one(dumps(("ready",)))  # the parent measures how long a worker takes to start
 
     def run(ticket: int, function: Callable[[], Any], chunk: tuple[Any, ...]) -> None:
@@ -245,6 +247,10 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
         del made
         send_outcome(sock, lock, ticket, results, meta)
         del results
+
+    def _caught_up(fn: Callable[..., Any]) -> Callable[..., Any]:
+        logs.catch_up()  # unpickling it may have imported logging, or a chunk before
+        return fn
 
     # One chunk at a time on this thread; or, for waiting work whose CPU keeps one GIL busy,
     # each item of the chunks it holds on one of up to ``threads`` threads (``_Threads``).
@@ -273,12 +279,13 @@ def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name:
                 setattr(sys, which, stream)
         if pool is None:
             chunk = (mode, stop_on_error, timed, first, item_spans, body, item_fds)
-            run(ticket, lambda: _function(functions, fn_key, fn_payload, fn_fds), chunk)  # noqa: B023
+            resolve = functools.partial(_function, functions, fn_key, fn_payload, fn_fds)
+            run(ticket, lambda: _caught_up(resolve()), chunk)  # noqa: B023
             continue
         # Unpickled here, in the order sent: the parent mirrors this cache exactly.
         try:
             try:
-                fn = _function(functions, fn_key, fn_payload, fn_fds)
+                fn = _caught_up(_function(functions, fn_key, fn_payload, fn_fds))
             except BaseException:
                 _shared.discard(item_fds)  # the items' file, never to be mapped
                 raise
