@@ -418,8 +418,8 @@ class AutoPlan:
         """
         self._prepared = True
         m = self._machine
-        if self._workers is not None or m.cpus < 2 or not m.gil_enabled:
-            return  # auto chooses no processes then
+        if not m.gil_enabled or (m.cpus < 2 and self._workers is None):
+            return  # auto chooses no processes then (``decide``)
         from .._plain import by_reference
 
         with prompt_gil():
