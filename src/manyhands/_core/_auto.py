@@ -20,7 +20,9 @@ running finish where they are, and the next ones go to the new place.
   it cost, which ``Machine`` keeps), or earlier from its thread's CPU clock: after
   ``PROBE_WINDOW`` of mostly waiting it is waiting work; CPU-heavy is believed only after
   ``CPU_EVIDENCE`` seconds of CPU, since a cold first call (lazy imports, a first connection)
-  burns a few milliseconds of CPU before it starts waiting.
+  burns a few milliseconds of CPU before it starts waiting. A cold first item near the cold
+  first hand-off is measured again, alone on the warm thread; half way through the window of
+  a probe still running, what processes would need is measured (``_prepare``).
 * **Hedge.** While worker processes start, the caller's thread runs chunks itself, one at a
   time, until a worker answers: nothing waits on a start-up, and a bet that did not pay costs
   the spawn. (A thread of the caller's beside the workers was tried and measured worse: two
@@ -303,7 +305,7 @@ class AutoPlan:
             self._probe_item = chunk.items[0] if chunk.items else None
             self._probe_sent = self._clock()
             self._probe_cpu = self._process_time()
-            # Half way through its window: a waiting probe leaves time to prepare.
+            # Half way through its window, a probe still running leaves time to prepare.
             self._wake = self._probe_sent + PROBE_WINDOW / 2
 
     def finished(self, chunk: Chunk, placement: Placement, outcome: ChunkOutcome | None) -> None:
