@@ -6,6 +6,7 @@ and checks where the planner sends the next chunk and what it decided.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -190,6 +191,28 @@ def test_half_way_through_its_window_a_running_probe_has_the_move_to_processes_m
     harness.plan.finished(chunk, placement, ChunkOutcome([0], [], 0.004, 0.004, "t"))
     assert machine.handoff is None
     assert harness.plan._phase == "scale"  # CPU-heavy, not short: do two threads scale?
+
+
+def test_the_gil_the_preparation_took_is_not_counted_against_the_probe() -> None:
+    # Pure Python: while this thread prepared (8 ms of its CPU), the probe waited for the
+    # GIL. Counted, 32 ms of CPU in 40 ms read as 80%, and two threads taking turns at the
+    # GIL (one core) then looked 1.25 times as fast as one.
+    harness = Harness()
+    me = threading.get_ident()
+    engine_cpu = iter([0.0, 0.008])
+
+    def thread_cpu(ident: int | None) -> float | None:
+        return next(engine_cpu) if ident == me else harness.thread_cpus.get(ident)
+
+    harness.plan._thread_cpu = thread_cpu
+    probe = harness.send()
+    assert probe is not None
+    harness.clock.now += PROBE_WINDOW / 2
+    harness.plan.tick(harness.clock.now)  # the preparation
+    chunk, placement = probe
+    harness.clock.now += 0.035
+    harness.plan.finished(chunk, placement, ChunkOutcome([0], [], 0.04, 0.032, "t"))
+    assert harness.plan._probe_rate == pytest.approx(1.0)
 
 
 def test_a_tiny_probe_leaves_the_move_to_processes_unmeasured() -> None:
