@@ -7,16 +7,13 @@ a record counts only if it came through the caller's logger hierarchy.
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 import manyhands as mh
 
 import workloads
+from fresh import run_python
 
 
 def records_of(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -141,15 +138,7 @@ def test_a_caller_without_logging_leaves_its_workers_without_it_and_loses_no_war
         "print(manyhands.map(workloads.has_logging, range(2), backend='process', workers=1))\n"
         "manyhands.map(workloads.logs, range(3), backend='process', workers=1, chunksize=1)\n"
     )
-    tests = Path(__file__).parent
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), *sys.path])},
-    )
+    out = run_python(code)
     assert out.stdout.strip() == "[False, False]", out.stderr
     warnings = [line for line in out.stderr.splitlines() if line.startswith("warning from")]
     assert sorted(warnings) == [f"warning from item {x}" for x in range(3)], out.stderr

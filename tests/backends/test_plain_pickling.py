@@ -5,9 +5,6 @@ from __future__ import annotations
 import functools
 import os
 import pickle
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +12,7 @@ from manyhands._plain import ByValue, PlainPickler, by_reference
 from manyhands.backends import _shared
 
 import workloads
-
-TESTS = Path(__file__).parent.parent
+from fresh import run_python
 
 
 def plain(obj: object) -> bytes:
@@ -77,12 +73,5 @@ def test_a_process_job_of_an_importable_function_never_imports_cloudpickle() -> 
         "assert manyhands.explain(workloads.busy, range(40)).evidence['function_bytes']\n"
         "print('cloudpickle' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path])},
-    )
+    out = run_python(code)
     assert out.stdout.strip() == "False", out.stderr
