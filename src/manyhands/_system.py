@@ -16,6 +16,7 @@ __all__ = [
     "native_thread_limiter",
     "native_threads_loaded",
     "runnable_seconds",
+    "thread_runnable_seconds",
     "travels_shared",
 ]
 
@@ -150,6 +151,26 @@ def runnable_seconds(tasks: str = "/proc/self/task") -> float | None:
             continue  # ended meanwhile
         total += int(running) + int(waiting)
     return total / 1e9 if names else None
+
+
+def thread_runnable_seconds(ident: int | None) -> float | None:
+    """Seconds the thread ``ident`` (a ``threading.get_ident()``) of this process has spent on a
+    CPU or waiting in the run queue for one (Linux's ``schedstat``); None where unknown.
+
+    A thread that computes while other processes take the CPUs is runnable all the time but
+    on a CPU only part of it: its CPU clock alone makes it look as if it waited."""
+    import threading
+
+    thread = next((t for t in threading.enumerate() if t.ident == ident), None)
+    native = getattr(thread, "native_id", None)
+    if native is None:
+        return None
+    try:
+        with open(f"/proc/self/task/{native}/schedstat", "rb") as file:
+            running, waiting = file.read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return (int(running) + int(waiting)) / 1e9
 
 
 def inner_threads(workers: int, cpus: int | None = None) -> int:

@@ -215,6 +215,29 @@ def test_the_gil_the_preparation_took_is_not_counted_against_the_probe() -> None
     assert harness.plan._probe_rate == pytest.approx(1.0)
 
 
+def test_a_probe_that_computes_on_a_shared_cpu_is_not_taken_for_waiting_work() -> None:
+    # Beside a busy process, pure Python gets half a core: its CPU clock says 49% of the
+    # time, but the thread was on a CPU or in the run queue for one all along.
+    harness = Harness()
+    runnable = {7: 0.0}
+    harness.plan._thread_runnable = runnable.get
+    probe = harness.send()
+    assert probe is not None
+    probe[0].thread, probe[0].thread_cpu = 7, 0.0
+    harness.clock.now += PROBE_WINDOW / 2
+    harness.thread_cpus[7], runnable[7] = 0.0025, PROBE_WINDOW / 2
+    harness.plan.tick(harness.clock.now)
+    harness.clock.now += PROBE_WINDOW / 2 + 0.001
+    harness.thread_cpus[7], runnable[7] = 0.0054, PROBE_WINDOW + 0.001
+    harness.plan.tick(harness.clock.now)
+    assert harness.plan.decisions == []  # not waiting: watched on
+    assert harness.plan._phase == "probe"
+    harness.clock.now += 0.05
+    harness.thread_cpus[7], runnable[7] = CPU_EVIDENCE, PROBE_WINDOW + 0.051
+    harness.plan.tick(harness.clock.now)
+    assert harness.plan._phase == "scale"  # CPU-heavy: is the GIL held? (the meter)
+
+
 def test_a_tiny_probe_leaves_the_move_to_processes_unmeasured() -> None:
     harness = Harness()
     probe = harness.send()

@@ -47,6 +47,7 @@ from .._system import (
     SHARES_BUFFERS,
     native_thread_limiter,
     runnable_seconds,
+    thread_runnable_seconds,
     travels_shared,
 )
 from . import _log
@@ -177,6 +178,7 @@ class AutoPlan:
         gil_meter: Callable[[float, int | None], GilMeter] | None = None,
         thread_cpu: Callable[[int | None], float | None] | None = None,
         runnable_time: Callable[[], float | None] = runnable_seconds,
+        thread_runnable: Callable[[int | None], float | None] = thread_runnable_seconds,
     ) -> None:
         self.decisions: list[Decision] = []
         self._job = job
@@ -187,6 +189,7 @@ class AutoPlan:
         self._clock = clock
         self._process_time = process_time
         self._runnable_time = runnable_time
+        self._thread_runnable = thread_runnable
         self._gil_meter = gil_meter or GilMeter
         self._thread_cpu = thread_cpu or _thread_cpu
         #: Chunks sent to threads and not finished, oldest first (a dict used as an ordered set).
@@ -210,6 +213,9 @@ class AutoPlan:
         self._prepared = False  # ``_prepare`` has run
         self._prepared_until = 0.0  # when it ended (clock time)
         self._prepared_cpu = 0.0  # the CPU it used (this thread's), GIL the probe waited for
+        #: (time, the probe thread's seconds on a CPU or in the run queue, its CPU seconds)
+        #: at its first tick.
+        self._probe_runnable: tuple[float, float, float] | None = None
         self._scale_start: tuple[float, float] | None = None  # (time, process CPU)
         self._scale_deadline = 0.0
         self._scale_evidence = (0.0, 0.0, False)
@@ -324,6 +330,9 @@ class AutoPlan:
         if chunk is self._probe:
             self._probe_finished = True
             busy = self._probe_wall(outcome.busy, outcome.cpu)
+            if chunk.started_at is not None:  # and without its time in the run queue
+                end = chunk.started_at + outcome.busy
+                busy = max(outcome.cpu, busy * (1 - self._queued(chunk, end, outcome.cpu)))
             self._probe_rate = outcome.cpu / busy if busy > 0 else 1.0
             if self._phase == "probe":
                 # Alone on its thread, the probe's way back (from the end of its run to the
@@ -403,14 +412,32 @@ class AutoPlan:
         else:  # no per-thread clock here: the process's, an upper bound
             used = self._process_time() - self._probe_cpu - self._prepared_cpu
             cpu = min(elapsed, max(0.0, used))
-        wall = self._probe_wall(elapsed, cpu)
+        # Without the time it waited for the GIL this thread took, or for a CPU others took.
+        wall = max(cpu, self._probe_wall(elapsed, cpu) * (1 - self._queued(probe, now, cpu)))
         if (elapsed >= PROBE_WINDOW and cpu / wall < WAITING_RATIO) or cpu >= CPU_EVIDENCE:
             self._probe_rate = cpu / wall
             self._decide_from(wall, cpu, complete=False)
             return
         if not self._prepared:
             self._prepare()
+        if self._probe_runnable is None:
+            runnable = self._thread_runnable(probe.thread)
+            if runnable is not None:
+                self._probe_runnable = (self._clock(), runnable, cpu)
         self._wake = started + PROBE_WINDOW if elapsed < PROBE_WINDOW else now + PROBE_WINDOW
+
+    def _queued(self, probe: Chunk, now: float, cpu: float) -> float:
+        """The share of the time since the probe's first tick that it spent in the run queue,
+        ready to compute while other processes had the CPUs (0.0 where unknown). Its CPU
+        clock alone made pure Python beside a busy process read 49% CPU-bound, and it went
+        to threads as waiting work."""
+        mark = self._probe_runnable
+        runnable = None if mark is None else self._thread_runnable(probe.thread)
+        if mark is None or runnable is None or now - mark[0] <= 0:
+            return 0.0
+        marked, runnable_then, cpu_then = mark
+        queued = (runnable - runnable_then) - (cpu - cpu_then)
+        return min(1.0, max(0.0, queued / (now - marked)))
 
     def _prepare(self) -> None:
         """Half way through the window of a probe still running, while this thread has
@@ -522,11 +549,19 @@ class AutoPlan:
             return
         rate = (self._process_time() - cpu_then) / (now - since)
         one = max(self._probe_rate, 0.5)
-        if rate >= (SCALING_LONGER if self._scale_longer else SCALING) * one:
+        # And more than a core: beside a busy process a probe alone got half a core, and two
+        # threads taking turns at the GIL, at one core on the other CPU, looked parallel.
+        parallel = rate > SCALE_UNSURE
+        if parallel and rate >= (SCALING_LONGER if self._scale_longer else SCALING) * one:
             # More than one thread's CPU: they ran at once, however many run at this moment
             # (one of the two between chunks once made a rate of 1.69 read as no answer).
             self._end_scaling(True)
-        elif rate >= SCALE_UNSURE * one and not self._scale_longer and self._remaining() > 2:
+        elif (
+            parallel
+            and rate >= SCALE_UNSURE * one
+            and not self._scale_longer
+            and self._remaining() > 2
+        ):
             # Between the two: on a machine whose CPUs other work takes from us, two threads
             # of sha256 once used 1.29 cores, and the job ran serial at 1.8x the threads'
             # time. Measured again, over a longer span from the same start.
