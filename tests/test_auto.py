@@ -22,7 +22,7 @@ def test_explain_sleep_bound() -> None:
 def test_explain_cpu_bound() -> None:
     decision = mh.explain(workloads.busy, range(50))
     expected = "process" if mh.available_cpus() > 1 else "serial"
-    assert decision.backend == expected
+    assert decision.backend == expected, decision
     assert decision.evidence["cpu_ratio"] > 0.5
 
 
@@ -73,7 +73,7 @@ def test_cpu_bound_run_goes_to_processes_and_stays_correct() -> None:
         assert list(pool.map(workloads.busy, range(12))) == list(range(12))
         decisions = pool.statistics().decisions
     expected = "process" if mh.available_cpus() > 1 else "serial"
-    assert decisions[0].backend == expected
+    assert decisions[0].backend == expected, decisions[0]
 
 
 def test_decision_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:

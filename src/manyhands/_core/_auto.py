@@ -212,7 +212,7 @@ class AutoPlan:
         self._probes = 0  # probes sent (a second where the first was cold and unsure)
         self._prepared = False  # ``_prepare`` has run
         self._prepared_until = 0.0  # when it ended (clock time)
-        self._prepared_cpu = 0.0  # the CPU it used (this thread's), GIL the probe waited for
+        self._prepared_cpu = 0.0  # the GIL it held (its CPU or its time), the probe waited for
         #: (time, the probe thread's seconds on a CPU or in the run queue, its CPU seconds)
         #: at its first tick.
         self._probe_runnable: tuple[float, float, float] | None = None
@@ -414,17 +414,26 @@ class AutoPlan:
             cpu = min(elapsed, max(0.0, used))
         # Without the time it waited for the GIL this thread took, or for a CPU others took.
         wall = max(cpu, self._probe_wall(elapsed, cpu) * (1 - self._queued(probe, now, cpu)))
-        if (elapsed >= PROBE_WINDOW and cpu / wall < WAITING_RATIO) or cpu >= CPU_EVIDENCE:
+        waits = elapsed >= PROBE_WINDOW and cpu / wall < WAITING_RATIO
+        # Waiting is believed once the run queue has been read over a span (under load the
+        # first tick may come after the window: unread, the CPU others took looks waited).
+        unread = self._probe_runnable is None and self._thread_runnable(probe.thread) is not None
+        if (waits and not unread) or cpu >= CPU_EVIDENCE:
             self._probe_rate = cpu / wall
             self._decide_from(wall, cpu, complete=False)
             return
         if not self._prepared:
             self._prepare()
-        if self._probe_runnable is None:
+        if unread:
             runnable = self._thread_runnable(probe.thread)
+            cpu_now = self._thread_cpu(probe.thread)
             if runnable is not None:
-                self._probe_runnable = (self._clock(), runnable, cpu)
-        self._wake = started + PROBE_WINDOW if elapsed < PROBE_WINDOW else now + PROBE_WINDOW
+                used = cpu if cpu_now is None else max(0.0, cpu_now - probe.thread_cpu)
+                self._probe_runnable = (self._clock(), runnable, used)
+        if elapsed < PROBE_WINDOW:
+            self._wake = started + PROBE_WINDOW
+        else:
+            self._wake = now + (PROBE_WINDOW / 2 if unread else PROBE_WINDOW)
 
     def _queued(self, probe: Chunk, now: float, cpu: float) -> float:
         """The share of the time since the probe's first tick that it spent in the run queue,
@@ -456,7 +465,7 @@ class AutoPlan:
         from .._plain import by_reference
 
         me = threading.get_ident()
-        cpu_before = self._thread_cpu(me)
+        cpu_before, began = self._thread_cpu(me), self._clock()
         with prompt_gil():
             _ = m.process_start, m.transfer_rate
             # Not where sizing imports cloudpickle (27 ms, a function defined in __main__):
@@ -466,8 +475,10 @@ class AutoPlan:
                 self._pickling()
         self._prepared_until = self._clock()
         cpu_after = self._thread_cpu(me)
-        if cpu_before is not None and cpu_after is not None:
-            self._prepared_cpu = max(0.0, cpu_after - cpu_before)
+        # Its CPU, or its whole time where that is more: descheduled by other processes
+        # while it held the GIL, it kept the probe waiting all the same.
+        used = 0.0 if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+        self._prepared_cpu = max(0.0, used, self._prepared_until - began)
 
     def _probe_wall(self, wall: float, cpu: float) -> float:
         """The probe's wall time without the GIL the preparation took from it meanwhile (its
