@@ -142,15 +142,12 @@ def runnable_seconds(tasks: str = "/proc/self/task") -> float | None:
         names = os.listdir(tasks)
     except OSError:
         return None
-    total = 0
+    total = 0.0
     for name in names:
-        try:
-            with open(os.path.join(tasks, name, "schedstat"), "rb") as file:
-                running, waiting = file.read().split()[:2]
-        except (OSError, ValueError):
-            continue  # ended meanwhile
-        total += int(running) + int(waiting)
-    return total / 1e9 if names else None
+        seconds = _schedstat(os.path.join(tasks, name, "schedstat"))
+        if seconds is not None:  # None: ended meanwhile
+            total += seconds
+    return total if names else None
 
 
 def thread_runnable_seconds(ident: int | None) -> float | None:
@@ -163,14 +160,17 @@ def thread_runnable_seconds(ident: int | None) -> float | None:
 
     thread = next((t for t in threading.enumerate() if t.ident == ident), None)
     native = getattr(thread, "native_id", None)
-    if native is None:
-        return None
+    return None if native is None else _schedstat(f"/proc/self/task/{native}/schedstat")
+
+
+def _schedstat(path: str) -> float | None:
+    """A task's seconds on a CPU plus in the run queue, from its ``schedstat`` file."""
     try:
-        with open(f"/proc/self/task/{native}/schedstat", "rb") as file:
+        with open(path, "rb") as file:
             running, waiting = file.read().split()[:2]
+        return (int(running) + int(waiting)) / 1e9
     except (OSError, ValueError):
         return None
-    return (int(running) + int(waiting)) / 1e9
 
 
 def inner_threads(workers: int, cpus: int | None = None) -> int:

@@ -350,6 +350,7 @@ class AutoPlan:
                     # now warm, says more (crc32 of 1 MiB, 0.48 ms, against a first hand-off
                     # of 0.68 ms ran serial, where two threads took 0.8 of its time).
                     self._probe = None
+                    self._probe_runnable = None  # read afresh for the second, its own clocks
                     return
                 self._decide_from(wall, outcome.cpu / ran, complete=True)
                 return
