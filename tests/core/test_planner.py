@@ -238,6 +238,33 @@ def test_a_probe_that_computes_on_a_shared_cpu_is_not_taken_for_waiting_work() -
     assert harness.plan._phase == "scale"  # CPU-heavy: is the GIL held? (the meter)
 
 
+def test_the_run_queue_is_read_before_the_preparation() -> None:
+    # Beside two busy processes, the preparation took 20 ms and the probe (a third of a core)
+    # ended meanwhile: read after it, the run queue was never read over a span, and pure
+    # Python (30 ms of CPU in 90 ms) went to threads as waiting work.
+    harness = Harness()
+    runnable = {7: 0.0}
+    harness.plan._thread_runnable = runnable.get
+    probe = harness.send()
+    assert probe is not None
+    probe[0].thread, probe[0].thread_cpu = 7, 0.0
+    prepare = harness.plan._prepare
+
+    def slow_preparation() -> None:
+        prepare()
+        harness.clock.now = probe[0].started_at + 0.095  # type: ignore[operator]
+        harness.thread_cpus[7], runnable[7] = 0.03, 0.09  # the probe ended at 90 ms
+
+    harness.plan._prepare = slow_preparation  # type: ignore[method-assign]
+    harness.clock.now += PROBE_WINDOW / 2
+    harness.thread_cpus[7], runnable[7] = 0.0017, PROBE_WINDOW / 2
+    harness.plan.tick(harness.clock.now)
+    chunk, placement = probe
+    harness.plan.finished(chunk, placement, ChunkOutcome([0], [], 0.09, 0.03, "t"))
+    assert harness.plan._probe_rate == pytest.approx(1.0)
+    assert harness.plan._phase == "scale"  # CPU-heavy: do two threads scale?
+
+
 def test_a_tiny_probe_leaves_the_move_to_processes_unmeasured() -> None:
     harness = Harness()
     probe = harness.send()

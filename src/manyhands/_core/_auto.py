@@ -400,6 +400,7 @@ class AutoPlan:
         handoff = self._machine.handoff
         return handoff is not None and TINY_SHARE * handoff <= wall < HANDOFFS_PER_ITEM * handoff
 
+    @_promptly  # reading the run queue is three system calls, each a switch interval back
     def _watch_probe(self, now: float) -> None:
         probe = self._probe
         started = None if probe is None else probe.started_at
@@ -423,14 +424,18 @@ class AutoPlan:
             self._probe_rate = cpu / wall
             self._decide_from(wall, cpu, complete=False)
             return
-        if not self._prepared:
-            self._prepare()
         if unread:
+            # Read before preparing: under load the preparation takes 10-20 ms, and a mark
+            # read after it came when the probe had ended (the run queue was never read,
+            # and pure Python beside two busy processes went to threads as waiting work).
             runnable = self._thread_runnable(probe.thread)
+            marked = self._clock()  # with the reading (the time of the tick was before it)
             cpu_now = self._thread_cpu(probe.thread)
             if runnable is not None:
                 used = cpu if cpu_now is None else max(0.0, cpu_now - probe.thread_cpu)
-                self._probe_runnable = (self._clock(), runnable, used)
+                self._probe_runnable = (marked, runnable, used)
+        if not self._prepared:
+            self._prepare()
         if elapsed < PROBE_WINDOW:
             self._wake = started + PROBE_WINDOW
         else:
