@@ -12,7 +12,6 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
 from ._core._engine import Where, execute, known_length
-from ._core._events import Listener
 from ._core._plan import Plan
 from ._core._protocol import Backend
 from ._core._task import Job
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     import asyncio
     from typing import Any, TypeAlias
 
+    from ._core._events import Listener
     from ._core._task import Mode
     from ._journal import JournalFile
 

@@ -1,4 +1,5 @@
-"""Facts about the machine this process runs on: usable CPUs, and whether the GIL is on."""
+"""Facts about the machine this process runs on: usable CPUs, and whether the GIL is on;
+and the interpreter's C queue."""
 
 from __future__ import annotations
 
@@ -6,9 +7,17 @@ import math
 import os
 import sys
 
+try:  # the C queue that ``queue`` wraps: ``queue`` also imports ``heapq`` and its C module,
+    # 1 ms of a first call here, and of every worker process's start
+    from _queue import Empty, SimpleQueue
+except ImportError:  # an interpreter without it
+    from queue import Empty, SimpleQueue
+
 __all__ = [
+    "Empty",
     "LARGE_BUFFER",
     "SHARES_BUFFERS",
+    "SimpleQueue",
     "available_cpus",
     "cgroup_cpu_limit",
     "gil_enabled",

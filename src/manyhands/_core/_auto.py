@@ -51,7 +51,6 @@ from .._system import (
     travels_shared,
 )
 from . import _log
-from ._concurrency import ConcurrencyController, littles_law_width
 from ._decision import (
     ASYNC_TASKS,
     FEW_SAMPLES,
@@ -71,6 +70,8 @@ from ._task import Chunk, ChunkOutcome, Job, is_coroutine_function
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, TypeVar
+
+    from ._concurrency import ConcurrencyController
 
     F = TypeVar("F", bound=Callable[..., Any])
 
@@ -712,6 +713,9 @@ class AutoPlan:
             wall = float(evidence.get("seconds_per_item") or 0.0)
             cpu = float(evidence.get("cpu_per_item") or 0.0)
             cap = IO_THREAD_CAP
+            # Imported here: a tiny job, which stays in the caller's thread, never needs it.
+            from ._concurrency import ConcurrencyController, littles_law_width
+
             # Growth doubles every tick from there: starting at most at THREAD_START keeps
             # some input unstarted for a few ticks, so that a revision can still move it.
             start = min(littles_law_width(wall, cpu, cap=cap), THREAD_START)
@@ -908,6 +912,8 @@ class AutoPlan:
         controller = self._controller
         assert controller is not None
         if self._done >= LITTLE_SAMPLES and self._cpu > 0:
+            from ._concurrency import littles_law_width  # imported by ``_adopt`` already
+
             # The probe was one item, perhaps cold: Little's law again, from finished items.
             width = littles_law_width(
                 self._busy / self._done, self._cpu / self._done, cap=controller.cap

@@ -36,21 +36,17 @@ has seen, and at most that much other finished work.
 
 from __future__ import annotations
 
-import heapq
 import itertools
-import queue
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from .._errors import RemoteError, RemoteTraceback, TaskTimeout, add_note, short_repr
+from .._system import Empty, SimpleQueue
 from . import _log
 from ._chunking import Chunker
-from ._decision import Decision
-from ._events import Listener
 from ._plan import Placement, Plan, as_plan
 from ._protocol import Backend
 from ._records import NamedTuple, Protocol
-from ._store import Store
 from ._task import Chunk, ChunkOutcome, ItemError, Job
 
 TYPE_CHECKING = False
@@ -58,7 +54,10 @@ if TYPE_CHECKING:
     import random
     from typing import Any
 
+    from ._decision import Decision
+    from ._events import Listener
     from ._failure import Failure, Retry
+    from ._store import Store
     from ._task import Mode
 
 __all__ = [
@@ -171,7 +170,7 @@ def execute(
     closed one does (what is outstanding is cancelled). For a driver on a thread of its own,
     stopped from another (``Executor.map``'s iterator, closed by its consumer).
     """
-    inbox: queue.SimpleQueue[tuple[Chunk, ChunkOutcome]] = queue.SimpleQueue()
+    inbox: SimpleQueue[tuple[Chunk, ChunkOutcome]] = SimpleQueue()
 
     def report(chunk: Chunk, outcome: ChunkOutcome) -> None:
         inbox.put((chunk, outcome))
@@ -188,7 +187,7 @@ def execute(
 
 def _drive(
     run: Run,
-    inbox: queue.SimpleQueue[tuple[Chunk, ChunkOutcome]],
+    inbox: SimpleQueue[tuple[Chunk, ChunkOutcome]],
     stop: Callable[[], bool] = lambda: False,
     *,
     poll: float | None = None,
@@ -207,7 +206,7 @@ def _drive(
             wait = poll if wait is None else min(wait, poll)
         try:
             chunk, outcome = inbox.get(timeout=wait)
-        except queue.Empty:
+        except Empty:
             yield from run.fire()
             continue
         yield from run.accept(chunk, outcome)
@@ -254,7 +253,7 @@ def decide_only(
     raises its exception, as ``map`` would. None: the input was empty, or ``where`` is a
     backend, not a plan (it decides nothing).
     """
-    inbox: queue.SimpleQueue[tuple[Chunk, ChunkOutcome]] = queue.SimpleQueue()
+    inbox: SimpleQueue[tuple[Chunk, ChunkOutcome]] = SimpleQueue()
     run = started(
         where, fn, "map", items, options, lambda chunk, outcome: inbox.put((chunk, outcome))
     )
@@ -674,7 +673,9 @@ class Run:
             self._plan.tick(now)
             self._tell_decisions()
         while self._timers and self._timers[0][0] <= now:
-            _, _, kind, payload = heapq.heappop(self._timers)
+            from heapq import heappop  # imported by ``_arm`` already
+
+            _, _, kind, payload = heappop(self._timers)
             if kind == "retry":
                 slot, offset = payload
                 if slot.seq in self._slots:
@@ -685,7 +686,9 @@ class Run:
         yield from self._due()
 
     def _arm(self, due: float, kind: str, payload: Any) -> None:
-        heapq.heappush(self._timers, (due, next(self._timer_ids), kind, payload))
+        from heapq import heappush  # with the first timer: most maps have none
+
+        heappush(self._timers, (due, next(self._timer_ids), kind, payload))
 
     def _deadline(self, chunk: Chunk, now: float) -> None:
         task = self._tasks.get(chunk)

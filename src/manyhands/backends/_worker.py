@@ -30,7 +30,6 @@ import contextlib
 import functools
 import os
 import pickle
-import queue
 import signal
 import socket
 import sys
@@ -38,7 +37,7 @@ import threading
 
 from .._core._task import ChunkOutcome, ItemError, run_chunk
 from .._errors import SerializationError
-from .._system import SHARES_BUFFERS
+from .._system import SHARES_BUFFERS, SimpleQueue
 from . import _shared
 from ._output import LineWriter, Running
 from ._wire import receive, send
@@ -165,7 +164,7 @@ def main() -> None:
     sys.path[:] = header["sys_path"]
     sock = _connect(header)
     name: str = header["name"]
-    inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+    inbox: SimpleQueue[tuple[Any, ...]] = SimpleQueue()
     threading.Thread(
         target=_receive, args=(sock, inbox), name="manyhands-receiver", daemon=True
     ).start()
@@ -187,7 +186,7 @@ def _detach_stdin() -> None:
     os.close(devnull)
 
 
-def _receive(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]]) -> None:
+def _receive(sock: socket.socket, inbox: SimpleQueue[tuple[Any, ...]]) -> None:
     try:
         while True:
             fds: list[int] = []  # a new function's shared buffers come as a descriptor
@@ -201,7 +200,7 @@ def _receive(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]]) -> 
         _exit(0)
 
 
-def _serve(sock: socket.socket, inbox: queue.SimpleQueue[tuple[Any, ...]], name: str) -> None:
+def _serve(sock: socket.socket, inbox: SimpleQueue[tuple[Any, ...]], name: str) -> None:
     # Log records may be sent from any thread of the user's code: every message goes out
     # under this lock, and a chunk's three ("done", meta, results) together.
     lock = threading.Lock()
@@ -369,7 +368,7 @@ class _Threads:
         self._originals = originals
         self._send_lock = lock
         self._sock = sock
-        self._queue: queue.SimpleQueue[tuple[_Batch, int] | None] = queue.SimpleQueue()
+        self._queue: SimpleQueue[tuple[_Batch, int] | None] = SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._busy = 0  # items put and not ended

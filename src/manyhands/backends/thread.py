@@ -8,7 +8,6 @@ demand, up to ``workers``, and stay until shutdown.
 from __future__ import annotations
 
 import itertools
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from .._core import _log
 from .._core._protocol import Capabilities
 from .._core._task import Chunk, failed_outcome, run_chunk
 from .._errors import PoolClosedError, add_note, broken_pool
+from .._system import Empty, SimpleQueue
 from . import _limits, _output
 
 TYPE_CHECKING = False
@@ -49,7 +49,7 @@ class ThreadBackend:
         self._prefix = thread_name_prefix
         self._initializer = initializer
         self._initargs = initargs
-        self._queue: queue.SimpleQueue[Chunk | None] = queue.SimpleQueue()
+        self._queue: SimpleQueue[Chunk | None] = SimpleQueue()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         # Not len(_threads): abandoned threads leave it.
@@ -179,7 +179,7 @@ class ThreadBackend:
         while True:
             try:
                 chunk = self._queue.get_nowait()
-            except queue.Empty:
+            except Empty:
                 self._idle.release()
                 chunk = self._queue.get()
             if chunk is _STOP:
@@ -273,11 +273,11 @@ class ThreadBackend:
             _limits.release_thread_limit()
 
 
-def _drain_cancelled(work: queue.SimpleQueue[Chunk | None]) -> None:
+def _drain_cancelled(work: SimpleQueue[Chunk | None]) -> None:
     while True:
         try:
             chunk = work.get_nowait()
-        except queue.Empty:
+        except Empty:
             return
         if chunk is not None:
             chunk.cancel()
