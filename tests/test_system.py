@@ -10,6 +10,8 @@ import pytest
 import manyhands as mh
 from manyhands._system import cgroup_cpu_limit, gil_enabled
 
+from fresh import run_python
+
 
 def make_v2(tmp_path: Path, levels: dict[str, str]) -> tuple[Path, Path]:
     root = tmp_path / "cgroup"
@@ -80,3 +82,17 @@ def test_runnable_seconds_sums_each_threads_cpu_and_run_queue_wait(tmp_path: Pat
     (tmp_path / "103").mkdir()  # a thread that ended while the folder was read
     assert runnable_seconds(str(tmp_path)) == pytest.approx(3.5)
     assert runnable_seconds(str(tmp_path / "missing")) is None
+
+
+def test_a_module_is_found_as_importlib_finds_it_without_importing_it(tmp_path: Path) -> None:
+    (tmp_path / "findable_here.py").write_text("raise RuntimeError('imported')\n")
+    code = (
+        "import sys, importlib.util\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from manyhands._system import _findable\n"
+        "for name in ('findable_here', 'json', 'no_such_module_anywhere'):\n"
+        "    assert _findable(name) == (importlib.util.find_spec(name) is not None), name\n"
+        "assert 'findable_here' not in sys.modules\n"
+        "print(_findable('findable_here'), _findable('no_such_module_anywhere'))\n"
+    )
+    assert run_python(code).stdout.split() == ["True", "False"]

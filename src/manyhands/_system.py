@@ -204,10 +204,19 @@ def native_thread_limiter() -> bool | None:
     if not native_threads_loaded():
         return None
     if _threadpoolctl is None:  # looked for once per process
-        import importlib.util
-
-        _threadpoolctl = importlib.util.find_spec("threadpoolctl") is not None
+        _threadpoolctl = "threadpoolctl" in sys.modules or _findable("threadpoolctl")
     return _threadpoolctl
+
+
+def _findable(name: str) -> bool:
+    """Whether the top-level module ``name`` can be imported, without importing it: what
+    ``importlib.util.find_spec`` asks the import system, without importing ``importlib``
+    (0.5 ms of a first call that decides here)."""
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is not None and find_spec(name, None) is not None:
+            return True
+    return False
 
 
 _threadpoolctl: bool | None = None
