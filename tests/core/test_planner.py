@@ -265,6 +265,30 @@ def test_the_run_queue_is_read_before_the_preparation() -> None:
     assert harness.plan._phase == "scale"  # CPU-heavy: do two threads scale?
 
 
+def test_serial_items_that_wait_in_the_run_queue_are_not_taken_for_waiting_work() -> None:
+    # A trivial first item, then items of 30 ms of pure Python beside two busy processes:
+    # 90 ms each, 60 of them ready in the run queue. Read by their wall, they went to
+    # threads, and only then to processes.
+    harness = Harness()
+    me = threading.get_ident()
+    runnable = {me: 0.0}
+    harness.plan._thread_runnable = runnable.get
+    harness.thread_cpus[me] = 0.0
+    probe = harness.send()
+    assert probe is not None
+    harness.finish(probe, wall=2e-6, cpu=2e-6)
+    for _ in range(2):
+        sent = harness.send()
+        assert sent is not None
+        assert sent[1].kind == "serial"
+        harness.thread_cpus[me] += 0.03
+        runnable[me] += 0.09
+        harness.finish(sent, wall=0.09, cpu=0.03)
+    first, revision = harness.plan.decisions
+    assert first.backend == "serial"
+    assert (revision.backend, revision.revised) == ("process", True), revision
+
+
 def test_a_tiny_probe_leaves_the_move_to_processes_unmeasured() -> None:
     harness = Harness()
     probe = harness.send()
