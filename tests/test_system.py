@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
 import manyhands as mh
-from manyhands._system import cgroup_cpu_limit, gil_enabled
+from manyhands._system import cgroup_cpu_limit, gil_enabled, others_running
 
 from fresh import run_python
 
@@ -96,3 +98,40 @@ def test_a_module_is_found_as_importlib_finds_it_without_importing_it(tmp_path: 
         "print(_findable('findable_here'), _findable('no_such_module_anywhere'))\n"
     )
     assert run_python(code).stdout.split() == ["True", "False"]
+
+
+def test_other_processes_running_threads_are_the_systems_less_this_processs(
+    tmp_path: Path,
+) -> None:
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("1.14 1.96 1.66 5/81 1803\n")
+    tasks = tmp_path / "task"
+    for tid, state in (("10", "R"), ("11", "S"), ("12", "R")):
+        (tasks / tid).mkdir(parents=True)
+        (tasks / tid / "stat").write_text(f"{tid} (a (b) c) {state} 1 2 3\n")  # ")" in names
+    assert others_running(str(loadavg), str(tasks)) == 3
+    assert others_running(str(tmp_path / "missing"), str(tasks)) is None
+
+
+@pytest.mark.skipif(not Path("/proc/loadavg").exists(), reason="Linux's /proc")
+def test_this_processs_own_running_threads_are_not_counted_as_others() -> None:
+    # Three threads of ours hash (C code, the GIL released: running or ready throughout).
+    # Counted as others, no reading could be under 3.
+    stop = threading.Event()
+    data = bytes(1 << 20)
+
+    def hashes() -> None:
+        while not stop.is_set():
+            hashlib.sha256(data).digest()
+
+    threads = [threading.Thread(target=hashes) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        readings = [others_running() for _ in range(20)]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert all(isinstance(reading, int) for reading in readings)
+    assert min(readings) < 3, readings  # type: ignore[type-var]

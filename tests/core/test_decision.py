@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from manyhands._core._decision import Decision, Evidence, decide
+from manyhands._core._decision import CONTENDED_EXTRA, Decision, Evidence, decide
 
 BASE = Evidence(
     coroutine=False,
@@ -70,6 +70,22 @@ def test_c_code_that_releases_the_gil_goes_to_threads() -> None:
     assert (decision.backend, decision.workers) == ("thread", 4)
     assert "releases the GIL" in decision.reasons[-1]
     assert decide(evidence(cpu_per_item=0.05, threads_scale=False)).backend == "process"
+
+
+def test_c_code_beside_busy_processes_gets_more_threads_than_cpus() -> None:
+    # Two threads of sha256 beside a process spinning on one of two CPUs: the scheduler gave
+    # them 1.33 cores; six threads got more (0.72x the time).
+    crowded = decide(evidence(cpu_per_item=0.05, threads_scale=True, others_running=1))
+    assert (crowded.backend, crowded.workers) == ("thread", 4 + CONTENDED_EXTRA)
+    assert "1 of their threads running or ready" in crowded.reasons[-1]
+    assert crowded.evidence["others_running"] == 1
+    for alone in (0, None):
+        decision = decide(evidence(cpu_per_item=0.05, threads_scale=True, others_running=alone))
+        assert decision.workers == 4
+    asked = decide(evidence(cpu_per_item=0.05, threads_scale=True, others_running=1), workers=3)
+    assert asked.workers == 3
+    wide = decide(evidence(cpu_per_item=0.05, threads_scale=True, others_running=1, cpus=64))
+    assert wide.workers == 32  # as ThreadPoolExecutor's default width, at most 32
 
 
 def test_the_measured_start_up_decides_whether_processes_pay() -> None:

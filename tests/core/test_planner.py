@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from manyhands._core._auto import CPU_EVIDENCE, PROBE_WINDOW, AutoPlan
+from manyhands._core._decision import CONTENDED_EXTRA
 from manyhands._core._machine import Machine
 from manyhands._core._plan import Placement
 from manyhands._core._protocol import Capabilities
@@ -287,6 +288,32 @@ def test_serial_items_that_wait_in_the_run_queue_are_not_taken_for_waiting_work(
     first, revision = harness.plan.decisions
     assert first.backend == "serial"
     assert (revision.backend, revision.revised) == ("process", True), revision
+
+
+@pytest.mark.parametrize(("others", "width"), [((1, 1), 2 + CONTENDED_EXTRA), ((1, 0), 2)])
+def test_c_code_beside_other_running_processes_gets_more_threads(
+    others: tuple[int, int], width: int
+) -> None:
+    # The scaling test beside a busy process (its one thread running at the start and the
+    # end of the test), or beside one that stopped meanwhile.
+    harness = Harness(total=10_000)
+    readings = iter(others)
+    harness.plan._others_running = lambda: next(readings)
+    probe = harness.send()
+    assert probe is not None
+    harness.finish(probe, wall=0.005, cpu=0.005)
+    first, second = harness.send(), harness.send()
+    assert first is not None
+    assert second is not None
+    harness.plan.tick(harness.clock.now)  # the window opens: two running
+    for _ in range(2):
+        harness.clock.now += 0.01
+        harness.clock.cpu += 0.015
+        harness.plan.tick(harness.clock.now)
+    (decision,) = harness.plan.decisions
+    assert decision.evidence["threads_scale"] is True
+    assert decision.evidence["others_running"] == min(others)
+    assert (decision.backend, decision.workers) == ("thread", width)
 
 
 def test_a_tiny_probe_leaves_the_move_to_processes_unmeasured() -> None:

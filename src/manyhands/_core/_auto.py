@@ -46,6 +46,7 @@ from collections.abc import Callable
 from .._system import (
     SHARES_BUFFERS,
     native_thread_limiter,
+    others_running,
     runnable_seconds,
     thread_runnable_seconds,
     travels_shared,
@@ -180,6 +181,7 @@ class AutoPlan:
         thread_cpu: Callable[[int | None], float | None] | None = None,
         runnable_time: Callable[[], float | None] = runnable_seconds,
         thread_runnable: Callable[[int | None], float | None] = thread_runnable_seconds,
+        others_running: Callable[[], int | None] = others_running,
     ) -> None:
         self.decisions: list[Decision] = []
         self._job = job
@@ -191,6 +193,7 @@ class AutoPlan:
         self._process_time = process_time
         self._runnable_time = runnable_time
         self._thread_runnable = thread_runnable
+        self._others_running = others_running
         self._gil_meter = gil_meter or GilMeter
         self._thread_cpu = thread_cpu or _thread_cpu
         #: Chunks sent to threads and not finished, oldest first (a dict used as an ordered set).
@@ -221,6 +224,8 @@ class AutoPlan:
         self._scale_deadline = 0.0
         self._scale_evidence = (0.0, 0.0, False)
         self._scale_longer = False  # the test is measured again, over a longer span
+        #: Threads of other processes running or ready as the scaling test began.
+        self._scale_others: int | None = None
         self._picklable: bool | None = None
         self._item_bytes: int | None = None
         self._function_bytes = 0
@@ -526,6 +531,7 @@ class AutoPlan:
         ):
             self._phase = "scale"
             self._scale_start = None
+            self._scale_others = self._others_running()
             self._scale_deadline = self._clock() + 3 * SCALE_SPAN + wall
             self._wake = self._clock() + SCALE_SPAN / 2
             self._scale_evidence = (wall, cpu, complete)
@@ -600,7 +606,15 @@ class AutoPlan:
             if not scale:
                 # Two threads sharing one GIL stretch each other's wall time up to twice.
                 wall = max(cpu, wall / 2)
-        evidence = self._evidence(wall, cpu, complete=complete, scale=scale, samples=samples)
+        # Other processes' threads that ran or waited to all through the test (the fewer of
+        # two readings: one competitor for a moment says nothing of the job's time).
+        others = None
+        if scale and self._scale_others is not None:
+            now = self._others_running()
+            others = None if now is None else min(now, self._scale_others)
+        evidence = self._evidence(
+            wall, cpu, complete=complete, scale=scale, samples=samples, others=others
+        )
         self._adopt(self._decision(evidence))
 
     # -- deciding ------------------------------------------------------------------------
@@ -618,6 +632,7 @@ class AutoPlan:
         pickle: bool = True,
         gil_saturated: bool = False,
         width: int = 0,
+        others: int | None = None,
     ) -> Evidence:
         """``pickle=False``: leave the function's and item's pickling unmeasured (taken as
         picklable), for a look that decides nothing about processes. ``gil_saturated``: the
@@ -667,6 +682,7 @@ class AutoPlan:
             native_threads=native_thread_limiter(),
             gil_saturated=gil_saturated,
             thread_width=width,
+            others_running=others,
         )
 
     def _pickling(self) -> tuple[bool, int | None, int]:

@@ -66,6 +66,13 @@ ASYNC_TASKS = 1024
 #: (a fresh interpreter's usual start-up). Used only until the first measurement: the process
 #: backend measures every start, and ``Machine`` keeps the figure across processes.
 UNMEASURED_START = 0.05
+#: Threads beyond the CPUs that C code releasing the GIL runs on where other processes'
+#: threads were running or ready all through the scaling test: with more runnable
+#: threads, the scheduler gives this process a larger share of the CPUs (beside a process
+#: spinning on one of two CPUs, zlib took 0.78x and sha256 0.72x the time of two threads on
+#: six; on an idle machine, six were 1.01-1.02x). Four, as ``ThreadPoolExecutor``'s
+#: default width (``min(32, cpus + 4)``).
+CONTENDED_EXTRA = 4
 
 
 class Evidence(NamedTuple):
@@ -109,6 +116,9 @@ class Evidence(NamedTuple):
     gil_saturated: bool = False
     #: ... with this many in flight.
     thread_width: int = 0
+    #: Threads of other processes running or ready to run, the fewest seen at the start and
+    #: the end of the scaling test (``_system.others_running``); None: not measured.
+    others_running: int | None = None
 
     @property
     def start_cost(self) -> float:
@@ -143,6 +153,7 @@ class Evidence(NamedTuple):
                 "native_threads": self.native_threads,
                 "gil_saturated": self.gil_saturated,
                 "thread_width": self.thread_width,
+                "others_running": self.others_running,
             }
         )
 
@@ -261,14 +272,20 @@ def _decide(evidence: Evidence, *, workers: int | None, revised: bool) -> Decisi
     busy = f"CPU-bound ({evidence.cpu_ratio:.0%} of the time on the CPU)"
     if evidence.threads_scale and evidence.cpu_ratio >= WAITING_RATIO:
         # Measured, not guessed: short items too, since they travel to threads in chunks.
-        return made(
-            "thread",
-            workers or evidence.cpus,
-            0.005,
-            busy,
+        why = (
             "two threads ran it at once (its C code releases the GIL): threads share memory "
-            "and need no pickling",
+            "and need no pickling"
         )
+        others = evidence.others_running
+        if workers is None and others:
+            width = min(32, evidence.cpus + CONTENDED_EXTRA)
+            beside = (
+                f"other processes compete for the CPUs ({others} of their threads running "
+                f"or ready all through the test): {width} threads, more than the CPUs, get "
+                "this process a larger share of them"
+            )
+            return made("thread", width, 0.005, busy, why, beside)
+        return made("thread", workers or evidence.cpus, 0.005, busy, why)
     if short and evidence.samples < FEW_SAMPLES:
         return made(
             "serial",

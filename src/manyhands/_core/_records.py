@@ -11,10 +11,10 @@ nothing instantiates or checks against at run time.
 The records are built here rather than by ``collections.namedtuple``, which compiles each
 record's ``__new__`` from source: that ``eval`` is half of the 130-170 us a record cost, and a
 first ``map`` makes ten (2 ms of its 15). Here each ``__new__`` is a function written out
-for its number of fields, renamed to the record's fields (``code.replace``); the rest is
-namedtuple's own (a tuple subclass, ``_tuplegetter`` fields, ``_make``, ``_replace``,
-``_asdict``, the same ``repr``). Records of more fields than are written out are made by
-``collections.namedtuple``.
+for its number of fields (up to 24), renamed to the record's fields (``code.replace``); the
+rest is namedtuple's own (a tuple subclass, ``_tuplegetter`` fields, ``_make``,
+``_replace``, ``_asdict``, the same ``repr``). Records of more fields than are written out
+are made by ``collections.namedtuple``.
 """
 
 from __future__ import annotations
@@ -80,6 +80,20 @@ else:
         ),
         lambda _cls, a, b, c, d, e, f, g, h, i, j, k, m, n, o, p, q, r, s, t, u: _tuple_new(
             _cls, (a, b, c, d, e, f, g, h, i, j, k, m, n, o, p, q, r, s, t, u)
+        ),
+        lambda _cls, a, b, c, d, e, f, g, h, i, j, k, m, n, o, p, q, r, s, t, u, v: _tuple_new(
+            _cls, (a, b, c, d, e, f, g, h, i, j, k, m, n, o, p, q, r, s, t, u, v)
+        ),
+        lambda _cls, a, b, c, d, e, f, g, h, i, j, k, m, n, o, p, q, r, s, t, u, v, w: _tuple_new(
+            _cls, (a, b, c, d, e, f, g, h, i, j, k, m, n, o, p, q, r, s, t, u, v, w)
+        ),
+        lambda _cls, a, b, c, d, e, f, g, h, i, j, k, m, n, o, p, q, r, s, t, u, v, w, x: (
+            _tuple_new(_cls, (a, b, c, d, e, f, g, h, i, j, k, m, n, o, p, q, r, s, t, u, v, w, x))
+        ),
+        lambda _cls, a, b, c, d, e, f, g, h, i, j, k, m, n, o, p, q, r, s, t, u, v, w, x, y: (
+            _tuple_new(
+                _cls, (a, b, c, d, e, f, g, h, i, j, k, m, n, o, p, q, r, s, t, u, v, w, x, y)
+            )
         ),
     )
 
