@@ -65,6 +65,8 @@ class Harness:
         self.opened: dict[str, FakeBackend] = {}
         #: Fake per-thread CPU clocks: a chunk whose ``thread`` is a key here has used that.
         self.thread_cpus: dict[int | None, float] = {}
+        #: Threads of other processes running or ready (``_system.others_running``).
+        self.others: int | None = 0
         machine = Machine(cache_path="")
         machine.cpus = cpus
         machine.gil_enabled = True
@@ -81,6 +83,7 @@ class Harness:
             gil_meter=self.meter,
             thread_cpu=self.thread_cpus.get,
             runnable_time=lambda: self.clock.runnable,
+            others_running=lambda: self.others,
         )
         self.started = 0
 
@@ -298,7 +301,7 @@ def test_c_code_beside_other_running_processes_gets_more_threads(
     # end of the test), or beside one that stopped meanwhile.
     harness = Harness(total=10_000)
     readings = iter(others)
-    harness.plan._others_running = lambda: next(readings)
+    harness.plan._others_running = lambda: next(readings)  # one reading at each end
     probe = harness.send()
     assert probe is not None
     harness.finish(probe, wall=0.005, cpu=0.005)
@@ -744,6 +747,25 @@ def test_an_unsure_scaling_test_is_measured_again_over_a_longer_span() -> None:
     (decision,) = harness.plan.decisions
     assert decision.evidence["threads_scale"] is True
     assert decision.backend == "thread"
+
+
+def test_beside_other_running_processes_a_scaling_test_is_always_measured_longer() -> None:
+    # Beside a process spinning on one of two CPUs, the scheduler put both threads of sha256
+    # on the other CPU for 20 ms in half the runs: one core, no better than the GIL's.
+    harness = Harness(total=10_000)
+    harness.others = 1
+    two_threads_measured(harness, [1.0, 1.0])
+    assert harness.plan.decisions == []  # not "no": measured on to 60 ms
+    for _ in range(4):
+        harness.clock.now += 0.01
+        harness.clock.cpu += 0.015
+        harness.plan.tick(harness.clock.now)
+    (decision,) = harness.plan.decisions
+    assert (decision.backend, decision.evidence["threads_scale"]) == ("thread", True)
+    alone = Harness(total=10_000)
+    two_threads_measured(alone, [1.0, 1.0])
+    (decision,) = alone.plan.decisions
+    assert decision.evidence["threads_scale"] is False  # no other process: the GIL's core
 
 
 def test_threads_that_take_turns_at_the_gil_do_not_pass_the_longer_test() -> None:
