@@ -185,29 +185,43 @@ def _schedstat(path: str) -> float | None:
 
 def others_running(loadavg: str = "/proc/loadavg", tasks: str = "/proc/self/task") -> int | None:
     """How many threads of other processes are running or ready to run at this moment: the
-    system's count (``/proc/loadavg``'s fourth field) less this process's threads in state R.
-    None where the system does not say.
+    system's count (``/proc/loadavg``'s fourth field) less this process's threads in state R
+    (in either of two readings around it: one of ours that became ready meanwhile once
+    read as another process's). None where the system does not say.
 
     Not this process's time in the run queue: its own threads, more than the CPUs for a
     moment (the thread that reports a chunk, the next one starting), queued each other for
     0.3-0.9 of a core on an idle machine.
     """
+    before = _running_tasks(tasks)
     try:
         with open(loadavg, "rb") as file:
             running = int(file.read().split()[3].split(b"/")[0])
-        names = os.listdir(tasks)
     except (OSError, ValueError, IndexError):
         return None
-    ours = 0
+    if before is None:
+        return None
+    ours = before | (_running_tasks(tasks) or set())
+    return max(0, running - len(ours))
+
+
+def _running_tasks(tasks: str) -> set[str] | None:
+    """This process's threads (their ids) in state R; None where the system does not say."""
+    try:
+        names = os.listdir(tasks)
+    except OSError:
+        return None
+    running = set()
     for name in names:
         try:
             with open(os.path.join(tasks, name, "stat"), "rb") as file:
                 stat = file.read()
         except OSError:
             continue  # ended meanwhile
-        if stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] == b"R":
-            ours += 1
-    return max(0, running - ours)
+        state = stat.rindex(b")") + 2
+        if stat[state : state + 1] == b"R":
+            running.add(name)
+    return running
 
 
 def inner_threads(workers: int, cpus: int | None = None) -> int:
