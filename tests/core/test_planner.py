@@ -219,15 +219,22 @@ def test_the_gil_the_preparation_took_is_not_counted_against_the_probe() -> None
     assert harness.plan._probe_rate == pytest.approx(1.0)
 
 
+def probe_on_thread_7(harness: Harness) -> tuple[tuple[Chunk, Placement], dict[int, float]]:
+    """The probe sent, running on thread 7, whose seconds on a CPU or in the run queue the
+    returned dict holds (its CPU: ``harness.thread_cpus[7]``)."""
+    runnable = {7: 0.0}
+    harness.plan._thread_runnable = runnable.get  # type: ignore[assignment]
+    probe = harness.send()
+    assert probe is not None
+    probe[0].thread, probe[0].thread_cpu = 7, 0.0
+    return probe, runnable
+
+
 def test_a_probe_that_computes_on_a_shared_cpu_is_not_taken_for_waiting_work() -> None:
     # Beside a busy process, pure Python gets half a core: its CPU clock says 49% of the
     # time, but the thread was on a CPU or in the run queue for one all along.
     harness = Harness()
-    runnable = {7: 0.0}
-    harness.plan._thread_runnable = runnable.get
-    probe = harness.send()
-    assert probe is not None
-    probe[0].thread, probe[0].thread_cpu = 7, 0.0
+    _, runnable = probe_on_thread_7(harness)
     harness.clock.now += PROBE_WINDOW / 2
     harness.thread_cpus[7], runnable[7] = 0.0025, PROBE_WINDOW / 2
     harness.plan.tick(harness.clock.now)
@@ -247,11 +254,7 @@ def test_the_run_queue_is_read_before_the_preparation() -> None:
     # ended meanwhile: read after it, the run queue was never read over a span, and pure
     # Python (30 ms of CPU in 90 ms) went to threads as waiting work.
     harness = Harness()
-    runnable = {7: 0.0}
-    harness.plan._thread_runnable = runnable.get
-    probe = harness.send()
-    assert probe is not None
-    probe[0].thread, probe[0].thread_cpu = 7, 0.0
+    probe, runnable = probe_on_thread_7(harness)
     prepare = harness.plan._prepare
 
     def slow_preparation() -> None:
@@ -302,17 +305,7 @@ def test_c_code_beside_other_running_processes_gets_more_threads(
     harness = Harness(total=10_000)
     readings = iter(others)
     harness.plan._others_running = lambda: next(readings)  # one reading at each end
-    probe = harness.send()
-    assert probe is not None
-    harness.finish(probe, wall=0.005, cpu=0.005)
-    first, second = harness.send(), harness.send()
-    assert first is not None
-    assert second is not None
-    harness.plan.tick(harness.clock.now)  # the window opens: two running
-    for _ in range(2):
-        harness.clock.now += 0.01
-        harness.clock.cpu += 0.015
-        harness.plan.tick(harness.clock.now)
+    two_threads_measured(harness, [1.5, 1.5])
     (decision,) = harness.plan.decisions
     assert decision.evidence["threads_scale"] is True
     assert decision.evidence["others_running"] == min(others)
