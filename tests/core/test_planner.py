@@ -197,6 +197,24 @@ def test_half_way_through_its_window_a_running_probe_has_the_move_to_processes_m
     assert harness.plan._phase == "scale"  # CPU-heavy, not short: do two threads scale?
 
 
+def test_the_preparation_stops_where_the_probe_has_ended() -> None:
+    # sha256 of 8 MiB ended 0.3 ms into a 10 ms preparation, and waited for it to be
+    # decided, with a CPU idle.
+    harness = Harness()
+    machine = harness.plan._machine
+    probe = harness.send()
+    assert probe is not None
+    probe[0].finished = True  # its outcome is on its way
+    harness.clock.now += PROBE_WINDOW / 2
+    harness.plan.tick(harness.clock.now)
+    assert machine._transfer_rate is None
+    assert harness.plan._picklable is None
+    # Nor does the look that starts the scaling test measure it (threads may scale).
+    harness.finish(probe, wall=0.005, cpu=0.005)
+    assert harness.plan._phase == "scale"
+    assert machine._transfer_rate is None
+
+
 def test_the_gil_the_preparation_took_is_not_counted_against_the_probe() -> None:
     # Pure Python: while this thread prepared (8 ms of its CPU), the probe waited for the
     # GIL. Counted, 32 ms of CPU in 40 ms read as 80%, and two threads taking turns at the

@@ -88,6 +88,12 @@ class Machine:
                 self._transfer_rate = rate
         return rate
 
+    @property
+    def transfer_rate_seen(self) -> float | None:
+        """``transfer_rate`` if measured already, without measuring it."""
+        with self._lock:
+            return self._transfer_rate
+
     def figures(self) -> dict[str, float | int | None]:
         """The measured figures, for ``explain()`` and the decision's evidence."""
         with self._lock:

@@ -191,6 +191,7 @@ class Chunk:
         "_report",
         "cancelled",
         "expected",
+        "finished",
         "items",
         "job",
         "on_cancel",
@@ -230,6 +231,8 @@ class Chunk:
         #: running chunk's CPU use from them (meaningful where the claiming thread runs it).
         self.thread: int | None = None
         self.thread_cpu = 0.0
+        #: Its outcome is on its way to the engine (set by the thread that ran it).
+        self.finished = False
 
     def cancel(self) -> None:
         """Mark the chunk as not wanted any more; a backend that drops it calls this."""
@@ -261,6 +264,7 @@ class Chunk:
 
     def complete(self, outcome: ChunkOutcome) -> None:
         """Hand the outcome to whoever waits for this chunk (the engine or a Future)."""
+        self.finished = True
         self._report(self, outcome)
 
 
