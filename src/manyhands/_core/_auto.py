@@ -596,12 +596,12 @@ class AutoPlan:
             and not self._scale_longer
             and self._remaining() > 2
         ):
-            # Or where other processes' threads run: beside a process spinning on one of two
-            # CPUs, the scheduler put both threads of sha256 on the other CPU for 20 ms in
-            # half the runs (1.0 cores), and the job ran serial at 1.3x two threads' time.
-            # Between the two: on a machine whose CPUs other work takes from us, two threads
-            # of sha256 once used 1.29 cores, and the job ran serial at 1.8x the threads'
-            # time. Measured again, over a longer span from the same start.
+            # Unsure, measured again over a longer span from the same start: between the two
+            # rates (on a machine whose CPUs other work takes from us, two threads of sha256
+            # once used 1.29 cores, and the job ran serial at 1.8x the threads' time); or
+            # at any rate where other processes' threads run (beside a process spinning on
+            # one of two CPUs, the scheduler put both threads of sha256 on the other CPU
+            # for 20 ms in half the runs: 1.0 cores, and the job ran serial at 1.3x).
             self._scale_longer = True
             self._wake = since + SCALE_SPAN * SCALE_LONGER
         else:
@@ -669,8 +669,12 @@ class AutoPlan:
         picklable: bool = True
         item_bytes: int | None = 0
         function_bytes = 0
+        rate = 1e9
         if candidate and pickle:
             picklable, item_bytes, function_bytes = self._pickling()
+            rate = m.transfer_rate  # measured (3-5 ms) only for a look that may choose it
+        elif candidate:
+            rate = m.transfer_rate_seen or rate
         return Evidence(
             coroutine=coroutine,
             seconds_per_item=wall,
@@ -684,10 +688,7 @@ class AutoPlan:
             complete=complete,
             handoff=m.handoff or 0.0,
             process_start=start,
-            # Measured (3-5 ms) only for a look that may choose processes.
-            transfer_rate=(m.transfer_rate if pickle else m.transfer_rate_seen or 1e9)
-            if candidate
-            else 1e9,
+            transfer_rate=rate,
             threads_scale=scale,
             samples=samples,
             function_bytes=function_bytes,
