@@ -269,21 +269,34 @@ def decide_only(
 class _Slot:
     """The results of one chunk of consecutive items, filled in as each becomes final."""
 
-    __slots__ = ("failure", "items", "open", "results", "seq", "start")
+    __slots__ = ("_results", "failure", "items", "open", "seq", "start")
 
     def __init__(self, seq: int, start: int, items: list[Any]) -> None:
         self.seq = seq
         self.start = start
         self.items = items
-        self.results: list[Any] = [_OPEN] * len(items)
+        # Made at the first item settled alone: a chunk done whole at its first try hands
+        # over its own list, and a list of placeholders would cost a write per item.
+        self._results: list[Any] | None = None
         self.open = len(items)  # items not final yet
         #: (offset, exception) of the first final failure when errors raise.
         self.failure: tuple[int, BaseException] | None = None
 
+    @property
+    def results(self) -> list[Any]:
+        if self._results is None:
+            self._results = [_OPEN] * len(self.items)
+        return self._results
+
+    @results.setter
+    def results(self, results: list[Any]) -> None:
+        self._results = results
+
     def settle(self, offset: int, value: Any) -> None:
-        if self.results[offset] is _OPEN:
+        results = self.results
+        if results[offset] is _OPEN:
             self.open -= 1
-        self.results[offset] = value
+        results[offset] = value
 
     def fail(self, offset: int, exception: BaseException) -> None:
         if self.failure is None or offset < self.failure[0]:
