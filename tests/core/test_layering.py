@@ -184,6 +184,20 @@ def test_a_tiny_first_call_imports_only_what_it_uses(backend: str) -> None:
     assert heavy_modules_after(statement, FIRST_CALL_HEAVY) == []
 
 
+#: Our own modules a job's probe alone does not need: the log-record factory (no record can be
+#: made before ``logging`` is imported) and the BLAS limit (one thread). 0.2-0.3 ms each.
+PROBE_UNUSED = {"manyhands.backends._worker_logs", "manyhands.backends._limits"}
+
+
+@pytest.mark.parametrize("backend", ["auto", "serial"])
+def test_a_tiny_first_call_leaves_the_log_factory_and_thread_limit_unloaded(backend: str) -> None:
+    statement = f"import manyhands as mh; assert mh.map(abs, [-1, 2], backend={backend!r}) == [1, 2]"
+    assert heavy_modules_after(statement, PROBE_UNUSED) == []
+    # A program that logs gets its records attributed: the factory loads with its first chunk.
+    logged = f"import logging; {statement}"
+    assert heavy_modules_after(logged, PROBE_UNUSED) == ["manyhands.backends._worker_logs"]
+
+
 def test_the_records_without_typing_behave_as_typing_makes_them() -> None:
     # _core/_records stands in for typing.NamedTuple at run time: the same class body gives
     # the same record under both.

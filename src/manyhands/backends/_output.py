@@ -38,7 +38,6 @@ import contextvars
 import sys
 import threading
 
-from . import _worker_logs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -271,7 +270,10 @@ class Running:
         return self.first + len(self.results)
 
     def __enter__(self) -> Running:
-        _worker_logs.attribute_records()
+        if "logging" in sys.modules:  # else no record can be made, nor a handler take one
+            from . import _worker_logs
+
+            _worker_logs.attribute_records()
         if self.lines is not None:
             _install()
         _current.set(self)

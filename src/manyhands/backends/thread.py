@@ -17,7 +17,7 @@ from .._core._protocol import Capabilities
 from .._core._task import Chunk, failed_outcome, run_chunk
 from .._errors import PoolClosedError, add_note, broken_pool
 from .._system import Empty, SimpleQueue
-from . import _limits, _output
+from . import _output
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -122,6 +122,8 @@ class ThreadBackend:
         starts ours: OpenBLAS ignores a size set from any thread but the main one once the
         main thread has set one."""
         if threads >= 2 and not self._limited:
+            from . import _limits  # not for a job's probe alone: 0.2 ms of a first call
+
             self._limited = _limits.hold_thread_limit(self._max_workers)
 
     def _new_thread(self, *, link: bool) -> threading.Thread:
@@ -270,6 +272,8 @@ class ThreadBackend:
         with self._lock:
             limited, self._limited = self._limited, False
         if limited:
+            from . import _limits
+
             _limits.release_thread_limit()
 
 
