@@ -144,9 +144,10 @@ class ThreadBackend:
         return thread
 
     def _spawn_next(self) -> None:
-        """The chain's next link: start the next wanted thread, or end the chain."""
+        """The chain's next link: start the next wanted thread, or end the chain (also when
+        the queue is empty: threads that finished their chunks took the chunks it was for)."""
         with self._lock:
-            if self._wanted == 0 or self._closed:
+            if self._wanted == 0 or self._closed or self._queue.empty():
                 self._wanted = 0
                 self._spawning = False
                 self._spawned.notify_all()
