@@ -191,7 +191,9 @@ PROBE_UNUSED = {"manyhands.backends._worker_logs", "manyhands.backends._limits"}
 
 @pytest.mark.parametrize("backend", ["auto", "serial"])
 def test_a_tiny_first_call_leaves_the_log_factory_and_thread_limit_unloaded(backend: str) -> None:
-    statement = f"import manyhands as mh; assert mh.map(abs, [-1, 2], backend={backend!r}) == [1, 2]"
+    statement = (
+        f"import manyhands as mh; assert mh.map(abs, [-1, 2], backend={backend!r}) == [1, 2]"
+    )
     assert heavy_modules_after(statement, PROBE_UNUSED) == []
     # A program that logs gets its records attributed: the factory loads with its first chunk.
     logged = f"import logging; {statement}"

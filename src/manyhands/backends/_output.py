@@ -38,7 +38,6 @@ import contextvars
 import sys
 import threading
 
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
