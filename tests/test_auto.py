@@ -69,8 +69,9 @@ def test_real_runs_record_their_decision(
 
 
 def test_cpu_bound_run_goes_to_processes_and_stays_correct() -> None:
-    # 0.72 s of work: processes pay even where the suite's own processes have made starting
-    # one look slow (12 items, 0.36 s, went serial once against a start-up of 0.15 s).
+    # 0.72 s of work, so that processes pay whatever start-up the session has measured so
+    # far: with 12 items (0.36 s) a full suite once decided serial, the start-up it had
+    # measured making processes look no faster.
     with mh.Pool() as pool:
         assert list(pool.map(workloads.busy, range(24))) == list(range(24))
         decisions = pool.statistics().decisions
