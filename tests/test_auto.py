@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -134,3 +135,46 @@ def test_a_pools_auto_jobs_reuse_the_backends_they_opened() -> None:
         for _ in range(5):
             list(pool.map(workloads.square, range(100)))
         assert pool._runner.backends._opened == opened
+
+
+@pytest.fixture
+def forgetful(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No function is remembered as tiny from the tests before (white box)."""
+    from manyhands._core import _auto
+
+    monkeypatch.setattr(_auto, "_tiny_code", {})
+
+
+@pytest.mark.usefixtures("forgetful")
+def test_a_later_job_of_a_tiny_function_probes_in_the_callers_thread() -> None:
+    here = threading.get_ident()
+    first = mh.map(workloads.nap_then_ident, [0] * 2000)
+    assert first[0] != here  # the first job's probe ran on a thread of its own
+    assert set(first[1:]) == {here}  # and the rest here: tiny items
+    second = mh.map(workloads.nap_then_ident, [0] * 2000)
+    assert set(second) == {here}  # no thread, not even for the probe
+
+
+@pytest.mark.usefixtures("forgetful")
+def test_a_tiny_function_whose_items_turn_slow_is_decided_from_its_first_item() -> None:
+    from manyhands._core import _auto
+
+    here = threading.get_ident()
+    mh.map(workloads.nap_then_ident, [0] * 2000)
+    idents = mh.map(workloads.nap_then_ident, [0.02] * 40)
+    assert idents[0] == here  # the probe, in this thread
+    # Waiting work, measured on that item: the rest went to threads.
+    assert here not in idents[1:]
+    assert len(set(idents[1:])) >= 2
+    assert _auto._code_of(workloads.nap_then_ident) not in _auto._tiny_code  # forgotten
+    third = mh.map(workloads.nap_then_ident, [0] * 100)
+    assert third[0] != here  # probed on a thread again
+
+
+@pytest.mark.usefixtures("forgetful")
+def test_a_job_with_a_timeout_probes_on_a_thread_even_for_a_tiny_function() -> None:
+    here = threading.get_ident()
+    mh.map(workloads.nap_then_ident, [0] * 2000)
+    # A timeout must be able to stop the probe's item, which the caller's thread cannot.
+    timed = mh.map(workloads.nap_then_ident, [0] * 20, timeout=5)
+    assert timed[0] != here

@@ -80,6 +80,13 @@ def record_thread(_: Any) -> str:
     return threading.current_thread().name
 
 
+def nap_then_ident(seconds: float) -> int:
+    """Sleeps ``seconds`` (0: none, a tiny item); the thread it ran on."""
+    if seconds:
+        time.sleep(seconds)
+    return threading.get_ident()
+
+
 def return_lock(x: int) -> Any:
     return threading.Lock() if x == 3 else x
 
