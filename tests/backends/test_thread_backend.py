@@ -110,3 +110,29 @@ def test_the_chain_starts_no_thread_for_chunks_that_threads_already_took() -> No
     finally:
         gate.set()
         backend.shutdown(cancel=False)
+
+
+def test_a_chunk_submitted_as_a_thread_hands_over_its_outcome_starts_no_thread() -> None:
+    # The engine answers each outcome with the next chunk at once, while the thread that
+    # made it is on its way back to the queue: neither idle nor running. A thread started
+    # for each such chunk grew 2,000 HTTP requests kept 256 in flight to 800 threads. Here
+    # each chunk's outcome submits the next from the report itself, inside that gap: one
+    # thread must run all ten.
+    backend = ThreadBackend(workers=8)
+    job = Job(lambda _x: threading.current_thread().name, "map")
+    outcomes: queue.SimpleQueue[ChunkOutcome] = queue.SimpleQueue()
+
+    def report(chunk: Chunk, outcome: ChunkOutcome) -> None:
+        outcomes.put(outcome)
+        if chunk.seq < 9:
+            nxt = chunk.seq + 1
+            backend.submit(Chunk(job, nxt, nxt, [nxt], report=report))
+
+    try:
+        backend.submit(Chunk(job, 0, 0, [0], report=report))
+        names = {outcomes.get(timeout=30).results[0] for _ in range(10)}
+        assert len(names) == 1, names
+        with backend._lock:
+            assert len(backend._threads) == 1
+    finally:
+        backend.shutdown(cancel=False)
