@@ -202,3 +202,26 @@ def test_a_saturated_far_end_is_cut_once_per_two_latencies() -> None:
     assert limits[0] == 192
     assert limits[-1] == 144
     assert set(limits) == {192, 144}
+
+
+def test_once_the_gil_has_been_the_limit_one_low_reading_does_not_grow() -> None:
+    # On one CPU, HTTP at 0.4 ms of CPU a request: the sampled rate swung between 0.6 and
+    # 1.2 of a core from tick to tick, and each low tick between busy ones doubled the
+    # limit, 256 to 1,024. Growth then needs two judgements in a row under the line.
+    controller = ConcurrencyController(start=256, cap=1024, interval=0.005)
+    readings = [0.95] + [0.7, 0.95] * 4
+
+    def tick(number: int, rate: float) -> int:
+        return controller.tick(
+            now=0.005 * number,
+            completed=0,
+            work_cpu=0.0,
+            latency=None,
+            backlog=True,
+            running_rate=rate,
+        )
+
+    limits = [tick(number, rate) for number, rate in enumerate(readings, 1)]
+    assert limits == [256] * len(readings)
+    assert tick(len(readings) + 1, 0.7) == 256  # one low reading
+    assert tick(len(readings) + 2, 0.7) == 512  # two in a row

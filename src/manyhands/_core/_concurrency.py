@@ -16,6 +16,10 @@ fake clock. The auto planner ticks it from the engine's timers while items wait 
   starting threads, which the old rule mistook for work, is not counted) per second of wall
   time over the last few ticks. At ``GIL_SATURATED`` of a core, more threads only queue for
   the GIL: growth holds until it is not.
+* Once the GIL has been the limit, growth waits for ``CLEAR_TICKS`` judgements in a row
+  under ``GIL_SATURATED``: the reading is noisy (a sample of the running threads), and one low
+  tick between busy ones doubled the threads each time, from 256 to 1,024 on one CPU, where
+  starting them cost the CPU the requests needed.
 * Shed: latency past ``LATENCY_LIMIT`` times the best seen while the items use less than
   ``GIL_FREE`` of a core (so the GIL is not why) means the far end is saturated: the limit is
   cut by a quarter, at most once per two latencies, and held there for a while.
@@ -34,6 +38,8 @@ GIL_SATURATED = 0.85
 #: Below this share of a core the GIL cannot be why latency grew: only then does it shed.
 GIL_FREE = 0.5
 HOLD_CHECKS = 4
+#: Judgements in a row under GIL_SATURATED that growth needs, once the GIL has been the limit.
+CLEAR_TICKS = 2
 
 
 def littles_law_width(seconds: float, cpu: float, *, cap: int, floor: int = 8) -> int:
@@ -54,6 +60,9 @@ class ConcurrencyController:
         #: ``saturated`` has been judged over a whole span: growth waits until then, since an
         #: item that has just started has used no CPU yet, whatever it is about to do.
         self._gil_judged = False
+        #: The GIL has been the limit at some point; judgements under it since, in a row.
+        self._gil_was_limit = False
+        self._clear = 0
         self._cpu_samples: deque[tuple[float, float]] = deque()  # (time, work CPU)
         self._ceiling: int | None = None  # growth stays at or under this while _hold > 0
         self._hold = 0
@@ -85,11 +94,14 @@ class ConcurrencyController:
         """
         if self._check is None:
             self._check = (now, completed, self.limit, None)
-        self._track_gil(now, work_cpu)
+        judged = self._track_gil(now, work_cpu)
         if running_rate is not None:
-            self._gil_judged = True
+            judged = self._gil_judged = True
             self.saturated = self.saturated or running_rate >= GIL_SATURATED
             self.gil_rate = max(self.gil_rate or 0.0, running_rate)
+        if judged:
+            self._gil_was_limit = self._gil_was_limit or self.saturated
+            self._clear = 0 if self.saturated else self._clear + 1
         if latency is not None and latency > 0:
             if self._best_latency is None or latency < self._best_latency:
                 self._best_latency = latency
@@ -108,7 +120,8 @@ class ConcurrencyController:
                 self._check = (now, completed, self.limit, None)
                 return self.limit
         self._maybe_check(now, completed)
-        if backlog and self._gil_judged and not self.saturated and self.limit < self.cap:
+        clear = not self.saturated and (not self._gil_was_limit or self._clear >= CLEAR_TICKS)
+        if backlog and self._gil_judged and clear and self.limit < self.cap:
             ceiling = self.cap if self._hold <= 0 else (self._ceiling or self.cap)
             if self.limit < ceiling:
                 self.limit = min(ceiling, self.limit * 2)
@@ -138,8 +151,9 @@ class ConcurrencyController:
         elif self._hold <= 0 and self._ceiling is not None and not grew:
             self._ceiling = None  # the hold is over: a persisting backlog may grow again
 
-    def _track_gil(self, now: float, work_cpu: float) -> None:
-        """``saturated``: the items' CPU per second over the last three ticks or more."""
+    def _track_gil(self, now: float, work_cpu: float) -> bool:
+        """``saturated``: the items' CPU per second over the last three ticks or more; True
+        when judged at this tick."""
         samples = self._cpu_samples
         samples.append((now, work_cpu))
         span = 3 * self.interval
@@ -151,6 +165,8 @@ class ConcurrencyController:
             self.saturated = rate >= GIL_SATURATED
             self.gil_rate = rate
             self._gil_judged = True
+            return True
+        return False
 
     def _cut(self, limit: int) -> None:
         """Go back to ``limit`` and stay there for a while; each failed try holds longer."""
