@@ -136,3 +136,38 @@ def test_a_chunk_submitted_as_a_thread_hands_over_its_outcome_starts_no_thread()
             assert len(backend._threads) == 1
     finally:
         backend.shutdown(cancel=False)
+
+
+def test_a_chunk_behind_waiting_ones_is_not_reserved_for_a_thread_between_chunks() -> None:
+    # One thread, busy; two chunks wait for it. The chunk submitted as it hands over its
+    # outcome goes behind them: it is not the next one taken, so it is not running yet
+    # (reserved), and cancelling its Future must still work.
+    gate = threading.Event()
+    backend = ThreadBackend(workers=1)
+    job = Job(lambda x: x, "map")
+    reserved: list[int] = []
+    outcomes: queue.SimpleQueue[ChunkOutcome] = queue.SimpleQueue()
+
+    def watched(seq: int) -> Chunk:
+        def on_claim() -> bool:
+            reserved.append(seq)
+            return True
+
+        return Chunk(job, seq, seq, [seq], report=report, on_claim=on_claim)
+
+    def report(chunk: Chunk, outcome: ChunkOutcome) -> None:
+        outcomes.put(outcome)
+        if chunk.seq == 0:
+            backend.submit(watched(3))
+            reserved.append(-1)  # what was reserved by the time submit returned
+
+    try:
+        backend.submit(Chunk(Job(lambda x: gate.wait(30) and x, "map"), 0, 0, [0], report=report))
+        backend.submit(watched(1))
+        backend.submit(watched(2))  # both wait: the one thread is busy
+        gate.set()
+        for _ in range(4):
+            assert not outcomes.get(timeout=30).errors
+        assert reserved.index(-1) < reserved.index(3)  # reserved only when taken
+    finally:
+        backend.shutdown(cancel=False)

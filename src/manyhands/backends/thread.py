@@ -99,7 +99,9 @@ class ThreadBackend:
                 self._queue.put(chunk)
                 return
             active = len(self._threads) - len(self._abandoned)
-            if self._between > 0:
+            # Only onto an empty queue: behind chunks waiting for a thread, this one would not
+            # be the next taken, nor running (a Future must stay cancellable while it waits).
+            if self._between > 0 and self._queue.empty():
                 self._between -= 1
                 chunk.reserve()  # a thread on its way back to the queue takes it
                 self._queue.put(chunk)
