@@ -103,10 +103,16 @@ else:
             raise TypeError(f"Expected {len(cls._fields)} arguments, got {len(result)}")
         return result
 
+    import sys
+
+    #: What namedtuple's ``_replace`` raises for a field it does not have (3.13 made it a
+    #: TypeError).
+    _UNEXPECTED_FIELD = TypeError if sys.version_info >= (3, 13) else ValueError
+
     def _replace(self, /, **changes):
         result = self._make(map(changes.pop, self._fields, self))
         if changes:
-            raise ValueError(f"Got unexpected field names: {list(changes)!r}")
+            raise _UNEXPECTED_FIELD(f"Got unexpected field names: {list(changes)!r}")
         return result
 
     def _repr(self):
