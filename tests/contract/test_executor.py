@@ -111,15 +111,22 @@ def test_map_reads_its_iterables_and_starts_at_the_call(make: Make, tmp_path: Pa
         assert sorted(results) == sorted(str(tmp_path / f"started-{i}") for i in range(3))
 
 
-def test_map_timeout_counts_from_the_call(make: Make) -> None:
+def test_map_timeout_counts_from_the_call(make: Make, tmp_path: Path) -> None:
+    gate = str(tmp_path)
     with make(workers=1) as executor:
         executor.submit(workloads.square, 1).result()  # warm: a worker is up
-        results = executor.map(time.sleep, [0.6], timeout=0.3)
+        # The call waits for a file, not a clock: a loaded machine cannot finish it early.
+        results = executor.map(workloads.gated_first, [(gate, 0)], timeout=0.3)
         threading.Event().wait(0.35)  # past the timeout, counted from the call
-        with pytest.raises(FuturesTimeout):
-            next(results)  # counted from next(), it would wait until 0.65 and get the result
-        with pytest.raises(StopIteration):
-            next(results)
+        try:
+            asked = time.monotonic()
+            with pytest.raises(FuturesTimeout):
+                next(results)
+            assert time.monotonic() - asked < 0.3  # counted from next(), it would wait 0.3 s
+            with pytest.raises(StopIteration):
+                next(results)
+        finally:
+            (tmp_path / "open").touch()  # the call ends, and the pool can shut down
 
 
 def test_buffersize_bounds_the_calls_ahead_of_what_is_yielded(make: Make) -> None:
