@@ -150,7 +150,9 @@ def test_a_later_job_of_a_tiny_function_probes_in_the_callers_thread() -> None:
     here = threading.get_ident()
     first = mh.map(workloads.nap_then_ident, [0] * 2000)
     assert first[0] != here  # the first job's probe ran on a thread of its own
-    assert set(first[1:]) == {here}  # and the rest here: tiny items
+    # and the rest here, tiny items (after a second probe on that thread, where the first
+    # item, cold, was near a hand-off's time)
+    assert set(first[2:]) == {here}
     second = mh.map(workloads.nap_then_ident, [0] * 2000)
     assert set(second) == {here}  # no thread, not even for the probe
 

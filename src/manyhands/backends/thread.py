@@ -197,9 +197,10 @@ class ThreadBackend:
         while True:
             if between:
                 between = False
-                with self._lock:
-                    if self._between:
-                        self._between -= 1
+                if self._between:  # else a submit took it: no lock to take
+                    with self._lock:
+                        if self._between:
+                            self._between -= 1
             try:
                 chunk = self._queue.get_nowait()
             except Empty:
