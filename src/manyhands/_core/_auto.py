@@ -22,7 +22,9 @@ running finish where they are, and the next ones go to the new place.
   ``CPU_EVIDENCE`` seconds of CPU, since a cold first call (lazy imports, a first connection)
   burns a few milliseconds of CPU before it starts waiting. A cold first item near the cold
   first hand-off is measured again, alone on the warm thread; half way through the window of
-  a probe still running, what processes would need is measured (``_prepare``).
+  a probe still running, what processes would need is measured (``_prepare``). A function
+  whose last job here stayed in the caller's thread for tiny items probes there
+  (``_tiny_code``): no thread for a job that needs none.
 * **Hedge.** While worker processes start, the caller's thread runs chunks itself, one at a
   time, until a worker answers: nothing waits on a start-up, and a bet that did not pay costs
   the spawn. (A thread of the caller's beside the workers was tried and measured worse: two
