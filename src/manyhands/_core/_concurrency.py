@@ -60,9 +60,9 @@ class ConcurrencyController:
         #: ``saturated`` has been judged over a whole span: growth waits until then, since an
         #: item that has just started has used no CPU yet, whatever it is about to do.
         self._gil_judged = False
-        #: The GIL has been the limit at some point; judgements under it since, in a row.
-        self._gil_was_limit = False
-        self._clear = 0
+        #: Judgements under GIL_SATURATED in a row since the GIL was last the limit (as many
+        #: as growth needs until it first is).
+        self._clear = CLEAR_TICKS
         self._cpu_samples: deque[tuple[float, float]] = deque()  # (time, work CPU)
         self._ceiling: int | None = None  # growth stays at or under this while _hold > 0
         self._hold = 0
@@ -100,7 +100,6 @@ class ConcurrencyController:
             self.saturated = self.saturated or running_rate >= GIL_SATURATED
             self.gil_rate = max(self.gil_rate or 0.0, running_rate)
         if judged:
-            self._gil_was_limit = self._gil_was_limit or self.saturated
             self._clear = 0 if self.saturated else self._clear + 1
         if latency is not None and latency > 0:
             if self._best_latency is None or latency < self._best_latency:
@@ -120,7 +119,7 @@ class ConcurrencyController:
                 self._check = (now, completed, self.limit, None)
                 return self.limit
         self._maybe_check(now, completed)
-        clear = not self.saturated and (not self._gil_was_limit or self._clear >= CLEAR_TICKS)
+        clear = not self.saturated and self._clear >= CLEAR_TICKS
         if backlog and self._gil_judged and clear and self.limit < self.cap:
             ceiling = self.cap if self._hold <= 0 else (self._ceiling or self.cap)
             if self.limit < ceiling:
